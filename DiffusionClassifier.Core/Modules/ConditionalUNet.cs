@@ -1,0 +1,162 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace DiffusionClassifier.Modules;
+
+/// <summary>
+/// The class-conditional U-Net that predicts the noise in a noisy image (reference <c>ContextUnet</c>).
+/// Parameter and buffer names equal the reference's <c>state_dict</c> keys without the <c>nn_model.</c> prefix.
+/// </summary>
+/// <remarks>
+/// <para>The forward pass is split into a label-independent <see cref="Trunk"/> and a label-dependent
+/// <see cref="Head"/>; <c>forward</c> is exactly <c>Head(Trunk(x), ...)</c>. In eval mode the trunk can be
+/// computed once and the head run for every candidate label. In train mode BatchNorm mixes the batch, so the trunk
+/// must see the same batch as the head.</para>
+/// <para>The module owns its parameters and buffers (native memory): dispose it. A module is not thread-safe while
+/// training; concurrent inference calls in eval mode under <c>torch.no_grad()</c> only read the weights.</para>
+/// </remarks>
+public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
+{
+    private readonly ResidualConvBlock init_conv;
+    private readonly UnetDown down1;
+    private readonly UnetDown down2;
+    private readonly Sequential to_vec;
+    private readonly EmbedFC timeembed1;
+    private readonly EmbedFC timeembed2;
+    private readonly EmbedFC contextembed1;
+    private readonly EmbedFC contextembed2;
+    private readonly Sequential up0;
+    private readonly UnetUp up1;
+    private readonly UnetUp up2;
+    private readonly NoiseOutput @out;
+
+    /// <summary>Builds the network for <paramref name="config"/> with PyTorch's default initialisation.</summary>
+    /// <param name="config">The architecture.</param>
+    /// <exception cref="ArgumentException">The configuration is not supported.</exception>
+    public ConditionalUNet(ConditionalUNetConfig config) : base(nameof(ConditionalUNet))
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        config.Validate();
+        Config = config;
+        long f = config.Features, c = config.InChannels, k = config.Classes;
+        long bottomH = config.Height / 4, bottomW = config.Width / 4;
+
+        init_conv = new ResidualConvBlock(c, f, isRes: true);
+        down1 = new UnetDown(f, f);
+        down2 = new UnetDown(f, 2 * f);
+        to_vec = Sequential(AvgPool2d(new long[] { bottomH, bottomW }), GELU());
+        timeembed1 = new EmbedFC(1, 2 * f);
+        timeembed2 = new EmbedFC(1, f);
+        contextembed1 = new EmbedFC(k, 2 * f);
+        contextembed2 = new EmbedFC(k, f);
+        up0 = Sequential(
+            ConvTranspose2d(2 * f, 2 * f, (bottomH, bottomW), stride: (bottomH, bottomW)),
+            CreateGroupNorm(8, 2 * f),
+            ReLU());
+        up1 = new UnetUp(4 * f, f);
+        up2 = new UnetUp(2 * f, f);
+        @out = new NoiseOutput(f, c);
+        RegisterComponents();
+    }
+
+    /// <summary>The architecture this network was built with.</summary>
+    public ConditionalUNetConfig Config { get; }
+
+    /// <summary>
+    /// Predicts the noise: <c>Head(Trunk(x), labels, t, contextMask)</c>.
+    /// </summary>
+    /// <param name="x">Noisy images [B, C, H, W], float.</param>
+    /// <param name="labels">Class labels [B], int64, each in [0, Classes).</param>
+    /// <param name="t">Normalised timesteps <c>t / n_T</c>, [B] or [B, 1, 1, 1], same dtype as <paramref name="x"/>.</param>
+    /// <returns>The predicted noise, same shape as <paramref name="x"/>. The caller owns it.</returns>
+    public override Tensor forward(Tensor x, Tensor labels, Tensor t) => forward(x, labels, t, null);
+
+    /// <summary>Predicts the noise with some labels dropped (classifier-free guidance).</summary>
+    /// <param name="x">Noisy images [B, C, H, W], float.</param>
+    /// <param name="labels">Class labels [B], int64, each in [0, Classes).</param>
+    /// <param name="t">Normalised timesteps <c>t / n_T</c>, [B] or [B, 1, 1, 1].</param>
+    /// <param name="contextMask">[B], 1 where the label is dropped (unconditional), 0 where it is kept; null keeps all.</param>
+    /// <returns>The predicted noise, same shape as <paramref name="x"/>. The caller owns it.</returns>
+    public Tensor forward(Tensor x, Tensor labels, Tensor t, Tensor? contextMask)
+    {
+        using var scope = NewDisposeScope();
+        using var trunk = Trunk(x);
+        return Head(trunk, labels, t, contextMask).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs the label-independent part: <c>init_conv</c>, <c>down1</c>, <c>down2</c>, <c>to_vec</c>, <c>up0</c>.</summary>
+    /// <param name="x">Noisy images [B, C, H, W].</param>
+    /// <returns>The activations the head needs. The caller owns (and disposes) them.</returns>
+    public UNetTrunk Trunk(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.dim() != 4 || x.shape[1] != Config.InChannels || x.shape[2] != Config.Height || x.shape[3] != Config.Width)
+            throw new ArgumentException(
+                $"Expected images of shape [B, {Config.InChannels}, {Config.Height}, {Config.Width}] but got [{string.Join(", ", x.shape)}].", nameof(x));
+        using var scope = NewDisposeScope();
+        var h = init_conv.call(x);
+        var d1 = down1.call(h);
+        var d2 = down2.call(d1);
+        var u1 = up0.call(to_vec.call(d2));
+        return new UNetTrunk(h, d1, d2, u1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Runs the label-dependent part on a trunk: embeddings, <c>up1</c>, <c>up2</c>, <c>out</c>.</summary>
+    /// <param name="trunk">Activations from <see cref="Trunk"/>, batch B.</param>
+    /// <param name="labels">Class labels [B], int64.</param>
+    /// <param name="t">Normalised timesteps [B] or [B, 1, 1, 1].</param>
+    /// <param name="contextMask">[B], 1 = drop the label; null keeps all labels.</param>
+    /// <returns>The predicted noise [B, C, H, W]. The caller owns it.</returns>
+    public Tensor Head(UNetTrunk trunk, Tensor labels, Tensor t, Tensor? contextMask = null)
+    {
+        ArgumentNullException.ThrowIfNull(trunk);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(t);
+        long b = trunk.BatchSize;
+        if (labels.dim() != 1 || labels.shape[0] != b)
+            throw new ArgumentException($"Expected labels of shape [{b}] but got [{string.Join(", ", labels.shape)}].", nameof(labels));
+        if (labels.dtype != ScalarType.Int64)
+            throw new ArgumentException($"Expected int64 labels but got {labels.dtype}.", nameof(labels));
+        if (t.numel() != b)
+            throw new ArgumentException($"Expected {b} timesteps but got {t.numel()}.", nameof(t));
+        if (contextMask is not null && contextMask.numel() != b)
+            throw new ArgumentException($"Expected a context mask of {b} entries but got {contextMask.numel()}.", nameof(contextMask));
+
+        using var scope = NewDisposeScope();
+        long f = Config.Features;
+        var dtype = trunk.H.dtype;
+        // A kept label enters as the NEGATED one-hot and a dropped label as zeros, exactly as the reference.
+        var keep = contextMask is null
+            ? full(new[] { b, 1L }, -1.0, dtype, trunk.H.device)
+            : (contextMask.reshape(b, 1).to(dtype) - 1);
+        var onehot = functional.one_hot(labels, Config.Classes).to(dtype) * keep;
+        var tt = t.reshape(b, 1).to(dtype);
+
+        var cemb1 = contextembed1.call(onehot).view(-1, 2 * f, 1, 1);
+        var temb1 = timeembed1.call(tt).view(-1, 2 * f, 1, 1);
+        var cemb2 = contextembed2.call(onehot).view(-1, f, 1, 1);
+        var temb2 = timeembed2.call(tt).view(-1, f, 1, 1);
+
+        var u2 = up1.call(cemb1 * trunk.U1 + temb1, trunk.D2);
+        var u3 = up2.call(cemb2 * u2 + temb2, trunk.D1);
+        return @out.call(cat([u3, trunk.H], 1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A GroupNorm initialised as PyTorch does (weight 1, bias 0): TorchSharp 0.107 leaves them uninitialised.
+    /// </summary>
+    /// <param name="groups">Number of groups.</param>
+    /// <param name="channels">Number of channels.</param>
+    internal static GroupNorm CreateGroupNorm(long groups, long channels)
+    {
+        var norm = GroupNorm(groups, channels);
+        using (no_grad())
+        {
+            norm.weight!.fill_(1.0);
+            norm.bias!.fill_(0.0);
+        }
+        return norm;
+    }
+}

@@ -1,0 +1,45 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace DiffusionClassifier.Modules;
+
+/// <summary>
+/// Two 3x3 convolutions, each followed by BatchNorm and exact GELU, with an optional residual connection
+/// (reference <c>ResidualConvBlock</c>). With <c>isRes</c> the result is <c>(x + x2) / 1.414</c> when the channel
+/// counts match and <c>(x1 + x2) / 1.414</c> otherwise; without it the result is <c>x2</c>.
+/// </summary>
+public sealed class ResidualConvBlock : Module<Tensor, Tensor>
+{
+    // The reference divides by the literal 1.414, not sqrt(2).
+    private const double ResidualScale = 1.414;
+
+    private readonly Sequential conv1;
+    private readonly Sequential conv2;
+    private readonly bool isRes;
+    private readonly bool sameChannels;
+
+    /// <summary>Creates the block.</summary>
+    /// <param name="inChannels">Input channels.</param>
+    /// <param name="outChannels">Output channels.</param>
+    /// <param name="isRes">Whether to add the residual connection.</param>
+    public ResidualConvBlock(long inChannels, long outChannels, bool isRes = false) : base(nameof(ResidualConvBlock))
+    {
+        this.isRes = isRes;
+        sameChannels = inChannels == outChannels;
+        conv1 = Sequential(Conv2d(inChannels, outChannels, 3, stride: 1, padding: 1), BatchNorm2d(outChannels), GELU());
+        conv2 = Sequential(Conv2d(outChannels, outChannels, 3, stride: 1, padding: 1), BatchNorm2d(outChannels), GELU());
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var x1 = conv1.call(x);
+        var x2 = conv2.call(x1);
+        var result = isRes ? (sameChannels ? x + x2 : x1 + x2).div_(ResidualScale) : x2;
+        return result.MoveToOuterDisposeScope();
+    }
+}

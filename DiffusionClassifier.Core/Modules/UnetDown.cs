@@ -1,0 +1,23 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace DiffusionClassifier.Modules;
+
+/// <summary>A <see cref="ResidualConvBlock"/> followed by 2x2 max pooling (reference <c>UnetDown</c>).</summary>
+public sealed class UnetDown : Module<Tensor, Tensor>
+{
+    private readonly Sequential model;
+
+    /// <summary>Creates the block.</summary>
+    /// <param name="inChannels">Input channels.</param>
+    /// <param name="outChannels">Output channels.</param>
+    public UnetDown(long inChannels, long outChannels) : base(nameof(UnetDown))
+    {
+        model = Sequential(new ResidualConvBlock(inChannels, outChannels), MaxPool2d(2));
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x) => model.call(x);
+}
