@@ -30,6 +30,16 @@ internal sealed class PrefixedReadStream(byte[] prefix, Stream inner) : Stream
         return inner.Read(buffer);
     }
 
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (prefixPosition < prefix.Length || buffer.IsEmpty)
+            return ValueTask.FromResult(Read(buffer.Span));
+        return inner.ReadAsync(buffer, cancellationToken);
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
     public override void Flush() { }
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
