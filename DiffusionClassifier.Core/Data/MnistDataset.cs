@@ -22,8 +22,9 @@ public sealed class MnistDataset : IDisposable
 
     private MnistDataset(Tensor images, Tensor labels, int classes, string source)
     {
-        this.images = images;
-        this.labels = labels;
+        // The dataset owns these: keep a caller's dispose scope from freeing them under it.
+        this.images = images.DetachFromDisposeScope();
+        this.labels = labels.DetachFromDisposeScope();
         Count = (int)images.shape[0];
         Height = (int)images.shape[2];
         Width = (int)images.shape[3];
@@ -54,6 +55,7 @@ public sealed class MnistDataset : IDisposable
     public static MnistDataset Load(string folder, MnistSplit split, MnistDatasetOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(folder);
+        options?.Validate();
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"The MNIST folder '{folder}' does not exist.");
         var (imageName, labelName) = FileNames(split);
