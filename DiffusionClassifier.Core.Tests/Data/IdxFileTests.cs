@@ -246,6 +246,45 @@ public sealed class IdxFileTests : IDisposable
         Assert.Equal(["labels"], temp.Entries());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void RandomMutationsGiveDataOrAnInvalidDataExceptionOnly(bool gzip)
+    {
+        var valid = IdxBytes.ImagesFile(IdxBytes.Random(6 * 5 * 5, 8), 6, 5, 5);
+        if (gzip)
+            valid = IdxBytes.Gzip(valid);
+        var random = new Random(2024);
+        int refused = 0;
+        for (int iteration = 0; iteration < 2000; iteration++)
+        {
+            var bytes = (byte[])valid.Clone();
+            switch (random.Next(3))
+            {
+                case 0: // flip a few bytes
+                    for (int k = random.Next(1, 4); k > 0; k--)
+                        bytes[random.Next(bytes.Length)] = (byte)random.Next(256);
+                    break;
+                case 1: // truncate
+                    bytes = bytes[..random.Next(bytes.Length)];
+                    break;
+                default: // append
+                    bytes = [.. bytes, .. IdxBytes.Random(random.Next(1, 40), iteration)];
+                    break;
+            }
+            try
+            {
+                var data = IdxFile.Read(new MemoryStream(bytes), "mutant");
+                Assert.Equal(data.Dimensions.Aggregate(1L, (a, d) => a * d), data.Data.LongLength);
+            }
+            catch (InvalidDataException)
+            {
+                refused++;
+            }
+        }
+        Assert.True(refused > 1000, $"only {refused} of 2000 mutants refused");
+    }
+
     private string WriteLabelsFile()
     {
         string path = temp.File("some-labels");

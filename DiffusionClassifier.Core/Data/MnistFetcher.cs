@@ -158,7 +158,7 @@ public sealed class MnistFetcher
             // Decompression or tar-format errors from the BCL: say which file was damaged.
             throw new InvalidDataException($"'{tarballPath}' is not a valid .tgz: {e.Message}", e);
         }
-        catch (FormatException e)
+        catch (Exception e) when (e is FormatException or EndOfStreamException)
         {
             throw new InvalidDataException($"'{tarballPath}' is not a valid .tgz: {e.Message}", e);
         }
