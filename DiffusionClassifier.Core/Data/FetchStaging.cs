@@ -75,7 +75,16 @@ internal sealed class FetchStaging : IDisposable
                 int want = (int)Math.Min(buffer.Length, expected.Length + 1 - written);
                 if (want <= 0)
                     break;
-                int n = await source.ReadAsync(buffer.AsMemory(0, want), cancellationToken).ConfigureAwait(false);
+                int n;
+                try
+                {
+                    n = await source.ReadAsync(buffer.AsMemory(0, want), cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
+                {
+                    // Decompression or archive errors from the BCL: say which source was damaged.
+                    throw new InvalidDataException($"'{sourceName}' is damaged: {e.Message}", e);
+                }
                 if (n == 0)
                     break;
                 hash.AppendData(buffer, 0, n);

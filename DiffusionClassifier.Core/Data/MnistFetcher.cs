@@ -132,35 +132,21 @@ public sealed class MnistFetcher
         using var tgz = new FileStream(tarballPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
         using var staging = new FetchStaging(targetFolder);
         var found = new HashSet<string>(StringComparer.Ordinal);
-        try
+        using var gzip = new GZipStream(tgz, CompressionMode.Decompress);
+        using var tar = new TarReader(gzip);
+        while (NextEntry(tar, tarballPath) is { } entry)
         {
-            using var gzip = new GZipStream(tgz, CompressionMode.Decompress);
-            using var tar = new TarReader(gzip);
-            while (tar.GetNextEntry() is { } entry)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                if (!expected.TryGetValue(entry.Name, out var file))
-                    continue;
-                if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || entry.DataStream is null)
-                    throw new InvalidDataException($"'{tarballPath}': '{entry.Name}' is a {entry.EntryType} entry, not a regular file.");
-                if (!found.Add(file.Name))
-                    throw new InvalidDataException($"'{tarballPath}' holds '{entry.Name}' twice.");
-                if (entry.Length != file.Length)
-                    throw new InvalidDataException(
-                        $"'{tarballPath}': '{entry.Name}' is {entry.Length} bytes, expected {file.Length}.");
-                string source = $"{Path.GetFileName(tarballPath)}:{entry.Name}";
-                FetchStaging.WriteVerifiedAsync(entry.DataStream, staging.PathFor(file.Name), file, source, progress, cancellationToken)
-                    .GetAwaiter().GetResult();
-            }
-        }
-        catch (InvalidDataException e) when (!e.Message.StartsWith('\''))
-        {
-            // Decompression or tar-format errors from the BCL: say which file was damaged.
-            throw new InvalidDataException($"'{tarballPath}' is not a valid .tgz: {e.Message}", e);
-        }
-        catch (Exception e) when (e is FormatException or EndOfStreamException)
-        {
-            throw new InvalidDataException($"'{tarballPath}' is not a valid .tgz: {e.Message}", e);
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!expected.TryGetValue(entry.Name, out var file))
+                continue;
+            if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile) || entry.DataStream is null)
+                throw new InvalidDataException($"'{tarballPath}': '{entry.Name}' is a {entry.EntryType} entry, not a regular file.");
+            if (!found.Add(file.Name))
+                throw new InvalidDataException($"'{tarballPath}' holds '{entry.Name}' twice.");
+            if (entry.Length != file.Length)
+                throw new InvalidDataException($"'{tarballPath}': '{entry.Name}' is {entry.Length} bytes, expected {file.Length}.");
+            FetchStaging.WriteVerifiedAsync(entry.DataStream, staging.PathFor(file.Name), file, $"{tarballPath}:{entry.Name}", progress, cancellationToken)
+                .GetAwaiter().GetResult();
         }
         var missing = probe.Files.Where(f => !found.Contains(f.Name)).Select(f => dataPath + f.Name).ToList();
         if (missing.Count > 0)
@@ -270,22 +256,25 @@ public sealed class MnistFetcher
             if (got == 2 && magic[0] == 0x1f && magic[1] == 0x8b)
                 content = new GZipStream(content, CompressionMode.Decompress);
             await using (content.ConfigureAwait(false))
-            {
-                try
-                {
-                    await FetchStaging.WriteVerifiedAsync(content, stagedPath, file, url.ToString(), progress, timeout.Token).ConfigureAwait(false);
-                }
-                catch (InvalidDataException e) when (!e.Message.StartsWith('\''))
-                {
-                    throw new InvalidDataException($"'{url}' is not valid gzip: {e.Message}", e);
-                }
-            }
+                await FetchStaging.WriteVerifiedAsync(content, stagedPath, file, url.ToString(), progress, timeout.Token).ConfigureAwait(false);
             if (capped.BytesRead > maxBody)
                 throw new InvalidDataException($"'{url}' sent more than {maxBody} bytes for {file.Name}.");
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new TimeoutException($"'{url}' did not finish within {options.RequestTimeout}.");
+        }
+    }
+
+    private static TarEntry? NextEntry(TarReader tar, string tarballPath)
+    {
+        try
+        {
+            return tar.GetNextEntry();
+        }
+        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or FormatException)
+        {
+            throw new InvalidDataException($"'{tarballPath}' is not a valid .tgz: {e.Message}", e);
         }
     }
 
