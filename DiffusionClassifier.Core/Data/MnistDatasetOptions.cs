@@ -1,0 +1,35 @@
+namespace DiffusionClassifier.Data;
+
+/// <summary>How <see cref="MnistDataset"/> loads and validates a pair of idx files.</summary>
+public sealed class MnistDatasetOptions
+{
+    /// <summary>The number of classes; every label must be below it. Default 10.</summary>
+    public int Classes { get; set; } = 10;
+
+    /// <summary>The required image height, or null to accept any. Default 28.</summary>
+    public int? Height { get; set; } = 28;
+
+    /// <summary>The required image width, or null to accept any. Default 28.</summary>
+    public int? Width { get; set; } = 28;
+
+    /// <summary>Keep only the first this many items (after validating the whole files), or null for all. Default null.</summary>
+    public int? Limit { get; set; }
+
+    /// <summary>The largest payload an idx file may declare; see <see cref="IdxFile.DefaultMaxPayloadBytes"/>.</summary>
+    public long MaxPayloadBytes { get; set; } = IdxFile.DefaultMaxPayloadBytes;
+
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (Classes is < 1 or > 256)
+            throw new ArgumentOutOfRangeException(nameof(Classes), Classes, "Classes must lie in 1..256 (labels are bytes).");
+        if (Height is < 1)
+            throw new ArgumentOutOfRangeException(nameof(Height), Height, "Height must be positive or null.");
+        if (Width is < 1)
+            throw new ArgumentOutOfRangeException(nameof(Width), Width, "Width must be positive or null.");
+        if (Limit is < 1)
+            throw new ArgumentOutOfRangeException(nameof(Limit), Limit, "Limit must be positive or null.");
+        if (MaxPayloadBytes < 1 || MaxPayloadBytes > Array.MaxLength)
+            throw new ArgumentOutOfRangeException(nameof(MaxPayloadBytes), MaxPayloadBytes, $"MaxPayloadBytes must lie in 1..{Array.MaxLength}.");
+    }
+}
