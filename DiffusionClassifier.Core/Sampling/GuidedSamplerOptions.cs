@@ -33,7 +33,7 @@ public sealed class GuidedSamplerOptions
 
     /// <summary>
     /// Keep the intermediate x_t every this many reverse steps (t = T - k, T - 2k, ...) plus the final x_0; 0 keeps
-    /// none. Default 0.
+    /// none. Each capture keeps a copy of the batch (B x C x H x W floats). Default 0.
     /// </summary>
     public int CaptureEvery { get; set; }
 
