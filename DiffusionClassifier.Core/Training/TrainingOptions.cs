@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using static System.FormattableString;
 
 namespace DiffusionClassifier.Training;
 
@@ -73,15 +74,15 @@ public sealed class TrainingOptions
     public void Validate()
     {
         if (Epochs < 1)
-            throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, $"Epochs must be at least 1 but is {Epochs}.");
+            throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, Invariant($"Epochs must be at least 1 but is {Epochs}."));
         if (BatchSize < 1)
-            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, $"BatchSize must be at least 1 but is {BatchSize}.");
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, Invariant($"BatchSize must be at least 1 but is {BatchSize}."));
         if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
-            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, $"LearningRate must be a positive finite number but is {LearningRate}.");
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, Invariant($"LearningRate must be a positive finite number but is {LearningRate}."));
         if (!Enum.IsDefined(LearningRateSchedule))
-            throw new ArgumentOutOfRangeException(nameof(LearningRateSchedule), LearningRateSchedule, $"LearningRateSchedule {(int)LearningRateSchedule} is not defined.");
+            throw new ArgumentOutOfRangeException(nameof(LearningRateSchedule), LearningRateSchedule, Invariant($"LearningRateSchedule {(int)LearningRateSchedule} is not defined."));
         if (!(LabelDropProbability >= 0 && LabelDropProbability <= 1))
-            throw new ArgumentOutOfRangeException(nameof(LabelDropProbability), LabelDropProbability, $"LabelDropProbability must lie in [0, 1] but is {LabelDropProbability}.");
+            throw new ArgumentOutOfRangeException(nameof(LabelDropProbability), LabelDropProbability, Invariant($"LabelDropProbability must lie in [0, 1] but is {LabelDropProbability}."));
         if (string.IsNullOrWhiteSpace(Device))
             throw new ArgumentException($"Device must name a device such as \"cpu\" but is '{Device}'.", nameof(Device));
         try
@@ -90,20 +91,20 @@ public sealed class TrainingOptions
         }
         catch (ArgumentException e)
         {
-            throw new ArgumentException($"Device '{Device}' is not a valid device: {e.Message}", nameof(Device), e);
+            throw new ArgumentException(Invariant($"Device '{Device}' is not a valid device: {e.Message}"), nameof(Device), e);
         }
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
-            throw new ArgumentException($"CheckpointPath must be null or a file path but is '{CheckpointPath}'.", nameof(CheckpointPath));
+            throw new ArgumentException(Invariant($"CheckpointPath must be null or a file path but is '{CheckpointPath}'."), nameof(CheckpointPath));
         if (CheckpointEverySteps < 0)
-            throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, $"CheckpointEverySteps must be 0 (off) or positive but is {CheckpointEverySteps}.");
+            throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, Invariant($"CheckpointEverySteps must be 0 (off) or positive but is {CheckpointEverySteps}."));
         if (CheckpointInterval < TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), CheckpointInterval, $"CheckpointInterval must be zero (off) or positive but is {CheckpointInterval}.");
+            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), CheckpointInterval, Invariant($"CheckpointInterval must be zero (off) or positive but is {CheckpointInterval}."));
         if (!(EmaDecay >= 0 && EmaDecay < 1))
-            throw new ArgumentOutOfRangeException(nameof(EmaDecay), EmaDecay, $"EmaDecay must lie in [0, 1) (0 = off) but is {EmaDecay}.");
+            throw new ArgumentOutOfRangeException(nameof(EmaDecay), EmaDecay, Invariant($"EmaDecay must lie in [0, 1) (0 = off) but is {EmaDecay}."));
         if (!(GradientClipNorm >= 0) || double.IsInfinity(GradientClipNorm))
-            throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, $"GradientClipNorm must be 0 (off) or a positive finite number but is {GradientClipNorm}.");
+            throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, Invariant($"GradientClipNorm must be 0 (off) or a positive finite number but is {GradientClipNorm}."));
         if (NumThreads is < 1)
-            throw new ArgumentOutOfRangeException(nameof(NumThreads), NumThreads, $"NumThreads must be null or at least 1 but is {NumThreads}.");
+            throw new ArgumentOutOfRangeException(nameof(NumThreads), NumThreads, Invariant($"NumThreads must be null or at least 1 but is {NumThreads}."));
     }
 
     /// <summary>
