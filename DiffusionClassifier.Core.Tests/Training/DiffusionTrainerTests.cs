@@ -6,8 +6,12 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Training;
 
-public class DiffusionTrainerTests
+public sealed class DiffusionTrainerTests : IDisposable
 {
+    private readonly TrainerModels models = new();
+
+    public void Dispose() => models.Dispose();
+
     // One libtorch thread: on the shared 2-core machine two spinning OpenMP threads were ~10x slower under load.
     private static TrainingOptions Tiny(int epochs = 3, int batch = 16) => new()
     {
@@ -23,7 +27,7 @@ public class DiffusionTrainerTests
         var (images, labels) = SyntheticDigits.Create(200);
         using var _ = images;
         using var __ = labels;
-        using var model = TinyModels.Create(seed: 1234);
+        using var model = models.Create();
         var options = Tiny(epochs: 6, batch: 20);
         options.LearningRate = 2e-3;
         options.Seed = 1;
@@ -47,7 +51,7 @@ public class DiffusionTrainerTests
         var (images, labels) = SyntheticDigits.Random(40);
         using var _ = images;
         using var __ = labels;
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         var options = Tiny(epochs: 4, batch: 16);
         options.LearningRateSchedule = schedule;
         var reports = new List<TrainingProgress>();
@@ -75,7 +79,7 @@ public class DiffusionTrainerTests
         var (images, labels) = SyntheticDigits.Random(16);
         using var _ = images;
         using var __ = labels;
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         var before = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         var options = Tiny(epochs: 1, batch: 16);
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
@@ -95,7 +99,7 @@ public class DiffusionTrainerTests
     [Fact]
     public void LabelDropFractionMatchesTheProbability()
     {
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         foreach (double p in new[] { 0.1, 0.35 })
         {
             var options = Tiny();
@@ -141,7 +145,7 @@ public class DiffusionTrainerTests
         using var __ = labels;
         foreach (double p in new[] { 1.0, 0.0 })
         {
-            using var model = TinyModels.Create();
+            using var model = models.Create();
             using var before = model.state_dict()["contextembed1.model.0.weight"].detach().clone();
             using var timeBefore = model.state_dict()["timeembed1.model.0.weight"].detach().clone();
             var options = Tiny(epochs: 1);
@@ -160,7 +164,7 @@ public class DiffusionTrainerTests
         var (images, labels) = SyntheticDigits.Random(48);
         using var _ = images;
         using var __ = labels;
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         var key = "up1.model.0.weight";
         using var w0 = model.state_dict()[key].detach().to(ScalarType.Float64);
         var snapshots = new List<Tensor>();
@@ -203,11 +207,24 @@ public class DiffusionTrainerTests
     [Fact]
     public void SaveModelWithEmaWhenEmaIsOffThrows()
     {
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), Tiny());
         Assert.False(trainer.HasEma);
         var ex = Assert.Throws<InvalidOperationException>(() => trainer.SaveModel(Path.Combine(Path.GetTempPath(), "never.safetensors"), useEma: true));
         Assert.Contains("EmaDecay", ex.Message);
+    }
+
+    [Fact]
+    public void TrainingWorksInsideAnAmbientNoGradScope()
+    {
+        var (images, labels) = SyntheticDigits.Random(16);
+        using var _ = images;
+        using var __ = labels;
+        using var model = models.Create();
+        using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), Tiny(epochs: 1));
+        using var noGrad = no_grad();
+        Assert.Equal(1, trainer.Train(new TensorTrainingData(images, labels)).StepsRun);
+        Assert.False(is_grad_enabled());
     }
 
     [Fact]
@@ -218,7 +235,7 @@ public class DiffusionTrainerTests
         using var __ = labels;
         IReadOnlyList<float> Run(long seed)
         {
-            using var model = TinyModels.Create();
+            using var model = models.Create();
             var options = Tiny(epochs: 2);
             options.Seed = seed;
             using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
@@ -231,12 +248,12 @@ public class DiffusionTrainerTests
 
     public static TheoryData<string, Func<(Tensor, Tensor)>, string> BadData => new()
     {
-        { "wrong size", () => (rand(4, 1, 12, 12), zeros(4, ScalarType.Int64)), "[4, 1, 8, 8]" },
-        { "wrong channels", () => (rand(4, 3, 8, 8), zeros(4, ScalarType.Int64)), "[4, 1, 8, 8]" },
-        { "label 10", () => (rand(4, 1, 8, 8), full(4, 10L, ScalarType.Int64)), "from 10 to 10" },
-        { "out of range", () => (rand(4, 1, 8, 8) * 255, zeros(4, ScalarType.Int64)), "[0, 1]" },
+        { "wrong size", () => (rand(new long[] { 4, 1, 12, 12 }, generator: new Generator(1)), zeros(4, ScalarType.Int64)), "[4, 1, 8, 8]" },
+        { "wrong channels", () => (rand(new long[] { 4, 3, 8, 8 }, generator: new Generator(1)), zeros(4, ScalarType.Int64)), "[4, 1, 8, 8]" },
+        { "label 10", () => (rand(new long[] { 4, 1, 8, 8 }, generator: new Generator(1)), full(4, 10L, ScalarType.Int64)), "from 10 to 10" },
+        { "out of range", () => (rand(new long[] { 4, 1, 8, 8 }, generator: new Generator(1)) * 255, zeros(4, ScalarType.Int64)), "[0, 1]" },
         { "NaN", () => (full(new long[] { 4, 1, 8, 8 }, float.NaN), zeros(4, ScalarType.Int64)), "NaN" },
-        { "float64", () => (rand(4, 1, 8, 8, ScalarType.Float64), zeros(4, ScalarType.Int64)), "Float64" },
+        { "float64", () => (rand(new long[] { 4, 1, 8, 8 }, ScalarType.Float64, generator: new Generator(1)), zeros(4, ScalarType.Int64)), "Float64" },
     };
 
     [Theory]
@@ -246,7 +263,7 @@ public class DiffusionTrainerTests
         var (images, labels) = make();
         using var _ = images;
         using var __ = labels;
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         using var before = model.state_dict()["out.3.weight"].detach().clone();
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), Tiny());
         var ex = Assert.Throws<ArgumentException>(() => trainer.Train(new RawData(images, labels)));
@@ -259,10 +276,10 @@ public class DiffusionTrainerTests
     [Fact]
     public void TensorTrainingDataValidatesItsInput()
     {
-        using var img = rand(4, 1, 8, 8);
+        using var img = rand(new long[] { 4, 1, 8, 8 }, generator: new Generator(1));
         using var lab = zeros(4, ScalarType.Int64);
-        using var img3 = rand(4, 8, 8);
-        using var bigger = rand(4, 1, 8, 8) + 1;
+        using var img3 = rand(new long[] { 4, 8, 8 }, generator: new Generator(2));
+        using var bigger = rand(new long[] { 4, 1, 8, 8 }, generator: new Generator(1)) + 1;
         using var labF = zeros(4);
         using var lab5 = zeros(5, ScalarType.Int64);
         using var neg = full(4, -1L, ScalarType.Int64);
@@ -287,7 +304,7 @@ public class DiffusionTrainerTests
         var (images, labels) = SyntheticDigits.Random(16);
         using var _ = images;
         using var __ = labels;
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         var trainer = new DiffusionTrainer(model, new DdpmScheduler(), Tiny());
         trainer.Dispose();
         trainer.Dispose(); // idempotent
@@ -296,14 +313,14 @@ public class DiffusionTrainerTests
         Assert.Throws<ObjectDisposedException>(() => trainer.LoadCheckpoint("x.safetensors"));
         Assert.Throws<ObjectDisposedException>(() => trainer.SaveModel("x.safetensors", useEma: false));
         // The model is not owned by the trainer and still works.
-        using var y = model.forward(images, labels, rand(16));
+        using var y = model.forward(images, labels, full(16, 0.5f));
         Assert.Equal(images.shape, y.shape);
     }
 
     [Fact]
     public void ConstructorRefusesInvalidOptionsAndNulls()
     {
-        using var model = TinyModels.Create();
+        using var model = models.Create();
         var bad = Tiny();
         bad.BatchSize = 0;
         Assert.Equal("BatchSize", Assert.Throws<ArgumentOutOfRangeException>(() => new DiffusionTrainer(model, new DdpmScheduler(), bad)).ParamName);

@@ -367,6 +367,8 @@ public sealed class DiffusionTrainer : IDisposable
 
     private float Step(ITrainingData data, long[] indices, double learningRate)
     {
+        // The caller may be inside a no_grad or inference scope; training needs autograd.
+        using var grad = enable_grad();
         using var scope = NewDisposeScope();
         var (images, labels) = data.GetBatch(indices);
         ValidateBatch(images, labels, indices.Length);
