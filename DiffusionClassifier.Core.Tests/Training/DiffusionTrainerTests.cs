@@ -215,6 +215,34 @@ public sealed class DiffusionTrainerTests : IDisposable
     }
 
     [Fact]
+    public void NoTensorsAccumulateAcrossStepsOrCheckpoints()
+    {
+        var (images, labels) = SyntheticDigits.Random(64);
+        using var _ = images;
+        using var __ = labels;
+        using var model = models.Create();
+        string path = Path.Combine(Path.GetTempPath(), $"leak-{Guid.NewGuid():N}.safetensors");
+        var options = Tiny(epochs: 3, batch: 8); // 24 steps
+        options.EmaDecay = 0.9;
+        options.CheckpointPath = path;
+        options.CheckpointEverySteps = 3;
+        var live = new List<long>();
+        try
+        {
+            using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
+            // Progress runs on the training thread, whose dispose-scope statistics count live tensors.
+            trainer.Train(new TensorTrainingData(images, labels),
+                new SyncProgress<TrainingProgress>(_ => live.Add(TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount)));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+        Assert.Equal(24, live.Count);
+        Assert.True(live.Skip(2).All(n => n == live[2]), $"live tensors per step: {string.Join(", ", live)}");
+    }
+
+    [Fact]
     public void TrainingWorksInsideAnAmbientNoGradScope()
     {
         var (images, labels) = SyntheticDigits.Random(16);
