@@ -38,12 +38,40 @@ public class BayesClassifierReferenceTests
         return scores;
     }
 
+    /// <summary>
+    /// A tiny model whose output layer is scaled up so that eps_hat is as large as eps: with PyTorch's initialisation
+    /// the error barely depends on t (and little on the label), and a test would not notice a mistake there.
+    /// </summary>
+    internal static Modules.ConditionalUNet LoudModel()
+    {
+        var model = TinyModels.Create();
+        using var mode = no_grad();
+        foreach (var (name, p) in model.named_parameters())
+            if (name.StartsWith("out.3.") || name.StartsWith("timeembed") || name.StartsWith("contextembed"))
+                p.mul_(3);
+        return model;
+    }
+
+    [Fact]
+    public void TheLoudModelsErrorsDependOnLabelAndTimestep()
+    {
+        using var model = LoudModel();
+        using var mode = no_grad();
+        using var x = rand(4, 1, 8, 8, generator: new Generator(1));
+        using var a = model.forward(x, tensor(new long[] { 0, 0, 0, 0 }), full(4, 0.5f));
+        using var b = model.forward(x, tensor(new long[] { 1, 1, 1, 1 }), full(4, 0.5f));
+        using var c = model.forward(x, tensor(new long[] { 0, 0, 0, 0 }), full(4, 0.45f));
+        Assert.InRange(a.std().item<float>(), 0.3, 3);
+        Assert.True((a - b).abs().mean().item<float>() > 1e-2 * a.abs().mean().item<float>());
+        Assert.True((a - c).abs().mean().item<float>() > 1e-3 * a.abs().mean().item<float>());
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void ReferencePresetReproducesTheReferenceLoop(bool shareTrunk)
     {
-        using var model = TinyModels.Create();
+        using var model = LoudModel();
         using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Reference with { Seed = 11, ShareTrunk = shareTrunk, ChunkSize = 37 });
         using var x0 = rand(new long[] { 1, 1, 8, 8 }, generator: new Generator(5));
         const int n = 7;

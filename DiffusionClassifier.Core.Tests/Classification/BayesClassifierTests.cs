@@ -39,7 +39,7 @@ public class BayesClassifierTests
     [Fact]
     public void SharedTrunkEqualsThePlainNetwork()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(3);
         foreach (var baseOptions in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default })
         {
@@ -59,7 +59,7 @@ public class BayesClassifierTests
     [Fact]
     public void ProbabilitiesAreTheSoftmaxOfMinusTheSummedErrorAndSumToOne()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(4);
         foreach (var options in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default, BayesClassifierOptions.Default with { Pruning = PaperSchedule } })
         {
@@ -86,7 +86,7 @@ public class BayesClassifierTests
     [Fact]
     public void SeededRunsRepeatAndDifferentSeedsDiffer()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var image = Images(1);
         using var a = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { Seed = 42 });
         using var b = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { Seed = 42 });
@@ -103,7 +103,7 @@ public class BayesClassifierTests
     [Fact]
     public void BatchAndSingleImageResultsAgree()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(5);
         var seeds = new long[] { 3, 1, 4, 1, 5 };
         foreach (var options in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default with { ChunkSize = 64 } })
@@ -123,7 +123,7 @@ public class BayesClassifierTests
     [Fact]
     public void ConcurrentCallsAgreeWithSequentialOnes()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(8);
         using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default);
         var sequential = new ClassPrediction[8][];
@@ -150,7 +150,7 @@ public class BayesClassifierTests
     [Fact]
     public void EvaluationCountsAreExact()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var image = Images(1);
         var config = model.Config;
         double full = config.ForwardFlops(), trunk = config.TrunkFlops(), head = config.HeadFlops();
@@ -195,7 +195,7 @@ public class BayesClassifierTests
     [Fact]
     public void ArrayOverloadsEqualTheTensorOverload()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var classifier = new BayesClassifier(model, Scheduler);
         var bytes = Enumerable.Range(0, 64).Select(i => (byte)(i * 37 % 256)).ToArray();
         var floats = bytes.Select(b => b / 255f).ToArray();
@@ -210,7 +210,7 @@ public class BayesClassifierTests
     [Fact]
     public void BadInputsThrowNamingTheParameter()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var classifier = new BayesClassifier(model, Scheduler);
         using var good = Images(1);
         Assert.Throws<ArgumentNullException>("image", () => classifier.Predict((Tensor)null!, 5));
@@ -255,7 +255,7 @@ public class BayesClassifierTests
     [Fact]
     public void OptionsAreValidated()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         Assert.Throws<ArgumentNullException>("model", () => new BayesClassifier(null!, Scheduler));
         Assert.Throws<ArgumentNullException>("scheduler", () => new BayesClassifier(model, null!));
         Assert.Throws<ArgumentOutOfRangeException>("ChunkSize", () => new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { ChunkSize = 0 }));
@@ -267,7 +267,7 @@ public class BayesClassifierTests
     [Fact]
     public void DisposeRespectsOwnershipAndRefusesLaterCalls()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var image = Images(1);
         var classifier = new BayesClassifier(model, Scheduler);
         classifier.Dispose();
@@ -286,7 +286,7 @@ public class BayesClassifierTests
     [Fact]
     public void TrainingModeAndCancellationAreRefused()
     {
-        using var model = TinyModels.Create();
+        using var model = BayesClassifierReferenceTests.LoudModel();
         using var image = Images(1);
         using var classifier = new BayesClassifier(model, Scheduler);
         using var cts = new CancellationTokenSource();
