@@ -340,6 +340,27 @@ public class BayesClassifierTests
         }
     }
 
+    [Fact]
+    public void NoTensorOutlivesACall()
+    {
+        using var model = BayesClassifierReferenceTests.LoudModel();
+        using var images = Images(3);
+        using var image = images[0];
+        var pixels = new float[64];
+        foreach (var options in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default, BayesClassifierOptions.Default with { ErrorMetric = ErrorMetric.Huber } })
+        {
+            using var classifier = new BayesClassifier(model, Scheduler, options with { ChunkSize = 16 });
+            classifier.Predict(image, 3); // warm-up: lazily created tensors are not leaks
+            long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            classifier.Predict(image, 12);
+            classifier.PredictBatch(images, 12);
+            classifier.Predict(pixels, 5);
+            var (_, noise) = classifier.DrawNoise(5);
+            noise.Dispose();
+            Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        }
+    }
+
     private sealed class SynchronousProgress(List<int> values) : IProgress<int>
     {
         public void Report(int value) => values.Add(value);
