@@ -488,6 +488,15 @@ public static class PyTorchCheckpoint
                     throw new InvalidDataException($"the storage entry '{name}' ends early", e);
                 }
                 if (s.ReadByte() != -1) throw new InvalidDataException($"the storage entry '{name}' is longer than declared");
+                uint crc = 0;
+                const long chunk = 1 << 24;
+                long elementsPerChunk = chunk / SafeTensors.ElementSize(storage.DType);
+                for (long at = 0; at < storage.Numel; at += elementsPerChunk)
+                {
+                    using var part = t.narrow(0, at, Math.Min(elementsPerChunk, storage.Numel - at));
+                    crc = Crc32.Append(crc, part.bytes);
+                }
+                CheckCrc(entry, crc);
             }
             if (storage.DType == ScalarType.Bool && !SafeTensors.IsBoolean(t))
                 throw new InvalidDataException($"the boolean storage '{name}' holds bytes other than 0 and 1");
@@ -560,8 +569,15 @@ public static class PyTorchCheckpoint
         {
             throw new InvalidDataException($"the entry '{entry.FullName}' ends early", e);
         }
-        // Reading to the end lets the zip layer verify the CRC.
         if (s.ReadByte() != -1) throw new InvalidDataException($"the entry '{entry.FullName}' is longer than declared");
+        CheckCrc(entry, Crc32.Append(0, buffer));
         return buffer;
+    }
+
+    private static void CheckCrc(ZipArchiveEntry entry, uint actual)
+    {
+        // A zero CRC means "not recorded" (torch.serialization.set_crc32_options(False)); anything else must match.
+        if (entry.Crc32 != 0 && entry.Crc32 != actual)
+            throw new InvalidDataException($"the entry '{entry.FullName}' is damaged (CRC-32 {actual:x8}, the archive records {entry.Crc32:x8})");
     }
 }

@@ -141,6 +141,8 @@ public static class SafeTensors
         if (available < 8) throw new InvalidDataException($"The content is {available} bytes long, too short for the 8-byte header length.");
         Span<byte> len = stackalloc byte[8];
         ReadExactly(stream, len);
+        if (len[0] == 'P' && len[1] == 'K' && len[2] == 3 && len[3] == 4)
+            throw new InvalidDataException("The content is a zip archive (a PyTorch .pth checkpoint? import it with PyTorchCheckpoint), not safetensors.");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(len);
         if (headerLength > (ulong)(available - 8))
             throw new InvalidDataException($"The header length field claims {headerLength} bytes but only {available - 8} follow.");

@@ -198,7 +198,7 @@ def save_safetensors(path, tensors, metadata=None):
 
 
 def randomise(model, gen):
-    """Non-trivial norm parameters, then BatchNorm running statistics from a few training-mode forwards."""
+    """Non-trivial BatchNorm / GroupNorm weights and biases (PyTorch initialises them to 1 and 0)."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
@@ -213,6 +213,12 @@ def make_model_fixture(out, name, in_channels, n_feat, n_classes, height, width,
     ddpm = DDPM(net, betas, n_T)
     randomise(net, gen)
     net.train()
+    # Cumulative averages (momentum None) make the running statistics those of the data, so that activations keep
+    # their scale in eval mode; with the default momentum the untrained network shrinks them layer by layer until
+    # the label hardly changes the output, and a fixture could not tell right label handling from wrong.
+    batch_norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    for m in batch_norms:
+        m.momentum = None
     with torch.no_grad():
         for _ in range(3):
             x = torch.rand(8, in_channels, height, width, generator=gen) * 2 - 0.5
@@ -220,6 +226,8 @@ def make_model_fixture(out, name, in_channels, n_feat, n_classes, height, width,
             t = torch.randint(1, n_T + 1, (8,), generator=gen).float() / n_T
             mask = torch.bernoulli(torch.full((8,), 0.1), generator=gen)
             net(x, c, t.view(-1, 1, 1, 1), mask)
+    for m in batch_norms:
+        m.momentum = 0.1
     net.eval()
     x = torch.randn(batch, in_channels, height, width, generator=gen)
     c = torch.randint(0, n_classes, (batch,), generator=gen)
