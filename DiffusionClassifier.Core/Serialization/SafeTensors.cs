@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using static TorchSharp.torch;
 
@@ -60,7 +61,8 @@ public static class SafeTensors
         var names = tensors.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
         var data = new List<Tensor>(names.Count);
         using var json = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(json))
+        // Relaxed escaping keeps the metadata's JSON readable (\" rather than \u0022); the header is not HTML.
+        using (var writer = new Utf8JsonWriter(json, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
         {
             writer.WriteStartObject();
             if (metadata is { Count: > 0 })
