@@ -128,15 +128,32 @@ public static class ModelFile
     {
         ArgumentNullException.ThrowIfNull(stream);
         string name = sourceName ?? "<stream>";
+        LoadedModel loaded;
         try
         {
             using var scope = NewDisposeScope();
             using var content = SafeTensors.Read(stream);
-            return FromContent(content, device);
+            loaded = FromContent(content);
         }
         catch (InvalidDataException e)
         {
             throw new InvalidDataException($"'{name}' is not a valid model file: {e.Message}", e);
+        }
+        // Outside the dispose scope: moving replaces the buffers with new tensors, which the scope would dispose.
+        if (device is not null) MoveOrDispose(loaded, device);
+        return loaded;
+    }
+
+    internal static void MoveOrDispose(LoadedModel loaded, Device device)
+    {
+        try
+        {
+            loaded.Model.to(device);
+        }
+        catch
+        {
+            loaded.Dispose();
+            throw;
         }
     }
 
@@ -222,7 +239,7 @@ public static class ModelFile
             ? v
             : throw new InvalidDataException($"The '{key}' metadata field '{field}' is {SafeTensors.Truncate(o[field].GetRawText())}, not a finite number.");
 
-    private static LoadedModel FromContent(SafeTensorsContent content, Device? device)
+    private static LoadedModel FromContent(SafeTensorsContent content)
     {
         var (config, scheduler) = ReadDescription(content.Metadata);
         long present = content.Tensors.Where(p => !p.Key.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal)).Sum(p => p.Value.numel());
@@ -234,7 +251,6 @@ public static class ModelFile
         try
         {
             CopyStateDict(model, content.Tensors, "", key => key.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal));
-            if (device is not null) model.to(device);
             model.eval();
             var extras = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             foreach (var (k, v) in content.Tensors)

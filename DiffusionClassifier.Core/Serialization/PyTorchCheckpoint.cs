@@ -156,6 +156,7 @@ public static class PyTorchCheckpoint
     {
         ArgumentNullException.ThrowIfNull(stateDict);
         if (!ScheduleBufferNames.Any(stateDict.ContainsKey)) return null;
+        using var scope = NewDisposeScope();
         var values = new Dictionary<string, double[]>(StringComparer.Ordinal);
         foreach (var name in ScheduleBufferNames)
         {
@@ -165,8 +166,7 @@ public static class PyTorchCheckpoint
                 throw new InvalidDataException($"The schedule buffer '{name}' has dtype {t.dtype} and shape [{string.Join(", ", t.shape)}]; a float vector of T+1 >= 2 entries is needed.");
             if (t.shape[0] - 1 > ModelFile.MaxTimesteps)
                 throw new InvalidDataException($"The schedule buffer '{name}' describes {t.shape[0] - 1} steps, above the limit of {ModelFile.MaxTimesteps}.");
-            using var d = t.to(ScalarType.Float64).cpu();
-            values[name] = d.data<double>().ToArray();
+            values[name] = t.to(ScalarType.Float64).cpu().data<double>().ToArray();
         }
         int n = values["sqrt_beta_t"].Length;
         foreach (var (name, v) in values)
@@ -244,8 +244,11 @@ public static class PyTorchCheckpoint
     {
         ArgumentNullException.ThrowIfNull(prefix);
         config?.Validate();
-        using var stateDict = ReadStateDict(path);
-        return WithSource(path, () => Build(stateDict, config, prefix, device, Path.GetFileName(path)));
+        LoadedModel loaded;
+        using (var stateDict = ReadStateDict(path))
+            loaded = WithSource(path, () => Build(stateDict, config, prefix, Path.GetFileName(path)));
+        if (device is not null) ModelFile.MoveOrDispose(loaded, device);
+        return loaded;
     }
 
     /// <summary>
@@ -274,7 +277,7 @@ public static class PyTorchCheckpoint
         return (loaded.Model.Config, loaded.Scheduler);
     }
 
-    private static LoadedModel Build(PyTorchStateDict stateDict, ConditionalUNetConfig? config, string prefix, Device? device, string sourceFile)
+    private static LoadedModel Build(PyTorchStateDict stateDict, ConditionalUNetConfig? config, string prefix, string sourceFile)
     {
         var scheduler = InferScheduler(stateDict);
         if (config is null)
@@ -292,7 +295,6 @@ public static class PyTorchCheckpoint
         try
         {
             LoadInto(model, stateDict, prefix);
-            if (device is not null) model.to(device);
             model.eval();
             var meta = new Dictionary<string, string>(StringComparer.Ordinal)
             {
