@@ -268,6 +268,8 @@ def write_zip_checkpoint(path, data_pkl, storages=None):
 
 
 def main():
+    # One thread: multi-threaded reductions can differ in the last bit from run to run (BatchNorm statistics).
+    torch.set_num_threads(1)
     here = os.path.dirname(os.path.abspath(__file__))
     default_out = os.path.join(here, "..", "..", "DiffusionClassifier.Core.Tests", "TestData", "pytorch")
     out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else default_out)
