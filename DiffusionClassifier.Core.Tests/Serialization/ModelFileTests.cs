@@ -57,7 +57,7 @@ public class ModelFileTests
     }
 
     private static InvalidDataException Refused(byte[] bytes, string name = "test.safetensors") =>
-        Assert.Throws<InvalidDataException>(() => ModelFile.Load(new MemoryStream(bytes), sourceName: name).Dispose());
+        Assert.Throws<InvalidDataException>(() => ModelFile.Read(new MemoryStream(bytes), sourceName: name).Dispose());
 
     [Fact]
     public void LoadedModelGivesBitIdenticalOutputs()
@@ -95,7 +95,7 @@ public class ModelFileTests
         using var ms = new MemoryStream();
         ModelFile.Write(ms, net, new DdpmScheduler());
         ms.Position = 0;
-        using var loaded = ModelFile.Load(ms, device: CPU, sourceName: "mnist-32");
+        using var loaded = ModelFile.Read(ms, device: CPU, sourceName: "mnist-32");
         Assert.Equal(ConditionalUNetConfig.Mnist(32), loaded.Model.Config);
         foreach (var (name, t) in net.state_dict())
             Assert.Equal(t.bytes.ToArray(), loaded.Model.state_dict()[name].bytes.ToArray());
@@ -115,7 +115,7 @@ public class ModelFileTests
         ms.Position = 0;
         ConditionalUNet detached;
         Tensor extra;
-        using (var loaded = ModelFile.Load(ms))
+        using (var loaded = ModelFile.Read(ms))
         {
             Assert.Equal(["optimizer.step"], loaded.ExtraTensors.Keys);
             extra = loaded.ExtraTensors["optimizer.step"].clone();
@@ -294,7 +294,7 @@ public class ModelFileTests
             ModelFile.Save(path, net, new DdpmScheduler(10, 1e-3, 0.05));
             using var a = ModelFile.Load(path);
             using var s = File.OpenRead(path);
-            using var b = ModelFile.Load(s);
+            using var b = ModelFile.Read(s);
             AssertBitIdentical(a.Model, b.Model, 3, 1);
             Assert.Equal(a.Metadata, b.Metadata);
         }

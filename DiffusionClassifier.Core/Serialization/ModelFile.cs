@@ -60,7 +60,7 @@ public static class ModelFile
         SafeTensors.Save(path, tensors, meta);
     }
 
-    /// <summary>Writes the model file to a stream (see <see cref="Save"/>).</summary>
+    /// <summary>Writes the model file to a stream (see <see cref="Save"/>; <see cref="Read"/> reads it back).</summary>
     /// <param name="stream">Destination.</param>
     /// <param name="model">The network.</param>
     /// <param name="scheduler">The schedule it was trained with.</param>
@@ -113,7 +113,7 @@ public static class ModelFile
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"No model file at '{path}'.", path);
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-        return Load(stream, device, path);
+        return Read(stream, device, path);
     }
 
     /// <summary>Loads a model file from a seekable stream (from its current position to its end).</summary>
@@ -124,7 +124,7 @@ public static class ModelFile
     /// <exception cref="ArgumentException">The stream cannot seek or read.</exception>
     /// <exception cref="InvalidDataException">The content is damaged, not a model file, or its tensors do not fit its
     /// architecture; the message names <paramref name="sourceName"/> and the first problem found.</exception>
-    public static LoadedModel Load(Stream stream, Device? device = null, string? sourceName = null)
+    public static LoadedModel Read(Stream stream, Device? device = null, string? sourceName = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         string name = sourceName ?? "<stream>";
