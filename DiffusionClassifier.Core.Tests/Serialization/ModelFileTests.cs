@@ -7,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Serialization;
 
+[Collection(SerializationCollection.Name)]
 public class ModelFileTests
 {
     private const string TinyConfigJson = """{"in_channels":1,"features":8,"classes":10,"height":8,"width":8}""";

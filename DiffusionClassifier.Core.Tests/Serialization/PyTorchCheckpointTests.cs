@@ -11,6 +11,7 @@ namespace DiffusionClassifier.Tests.Serialization;
 /// Import of checkpoints written by PyTorch 1.13 (tools/pytorch/make_fixture.py; the fixtures are committed, the
 /// tests never run Python).
 /// </summary>
+[Collection(SerializationCollection.Name)]
 public class PyTorchCheckpointTests
 {
     private static readonly string Dir = Path.Combine(AppContext.BaseDirectory, "TestData", "pytorch");

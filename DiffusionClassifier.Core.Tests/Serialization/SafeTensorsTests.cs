@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Serialization;
 
+[Collection(SerializationCollection.Name)]
 public class SafeTensorsTests
 {
     public static TheoryData<ScalarType> AllDTypes() => new()

@@ -14,6 +14,7 @@ namespace DiffusionClassifier.Tests.Serialization;
 /// The iteration count per test is <c>DC_FUZZ_ITERATIONS</c> (default <see cref="DefaultIterations"/>); the seed is
 /// <c>DC_FUZZ_SEED</c> (default fixed), and each failure names the iteration and mutation so it can be replayed.
 /// </summary>
+[Collection(SerializationCollection.Name)]
 public class SerializationFuzzTests(ITestOutputHelper output)
 {
     private const int DefaultIterations = 2000;

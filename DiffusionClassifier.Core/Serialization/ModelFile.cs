@@ -129,15 +129,28 @@ public static class ModelFile
         ArgumentNullException.ThrowIfNull(stream);
         string name = sourceName ?? "<stream>";
         LoadedModel loaded;
-        try
+        using (var scope = NewDisposeScope())
         {
-            using var scope = NewDisposeScope();
-            using var content = SafeTensors.Read(stream);
-            loaded = FromContent(content);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new InvalidDataException($"'{name}' is not a valid model file: {e.Message}", e);
+            SafeTensorsContent content;
+            try
+            {
+                content = SafeTensors.Read(stream);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"'{name}' is not a valid safetensors file: {e.Message}", e);
+            }
+            using (content)
+            {
+                try
+                {
+                    loaded = FromContent(content);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"'{name}' is not a valid model file: {e.Message}", e);
+                }
+            }
         }
         // Outside the dispose scope: moving replaces the buffers with new tensors, which the scope would dispose.
         if (device is not null) MoveOrDispose(loaded, device);
