@@ -106,7 +106,7 @@ public static class SafeTensors
         stream.Write(json.GetBuffer().AsSpan(0, (int)json.Length));
         for (int i = 0; i < pad; i++) stream.WriteByte((byte)' ');
         foreach (var t in data)
-            if (t.numel() > 0) t.WriteBytesToStream(stream, CopyBufferBytes);
+            if (t.numel() > 0) t.WriteBytesToStream(stream, (int)Math.Min(CopyBufferBytes, t.numel() * t.ElementSize));
     }
 
     /// <summary>Reads a safetensors file.</summary>
@@ -168,7 +168,9 @@ public static class SafeTensors
                 stream.Position = dataStart + e.Begin;
                 try
                 {
-                    t.ReadBytesFromStream(stream, CopyBufferBytes);
+                    // TorchSharp allocates a fresh buffer of this size per call: never more than the tensor needs
+                    // (a 1 MB buffer per tensor made every load of a 128-tensor network allocate 128 MB of garbage).
+                    t.ReadBytesFromStream(stream, (int)Math.Min(CopyBufferBytes, e.End - e.Begin));
                 }
                 catch (EndOfStreamException ex)
                 {
