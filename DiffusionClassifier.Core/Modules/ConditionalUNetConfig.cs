@@ -10,6 +10,7 @@ namespace DiffusionClassifier.Modules;
 /// <param name="Classes">Number of labels (reference <c>n_classes</c>).</param>
 /// <param name="Height">Image height; a positive multiple of 4.</param>
 /// <param name="Width">Image width; a positive multiple of 4.</param>
+/// <remarks>Thread safety: an immutable record; safe to share.</remarks>
 public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64, int Classes = 10, int Height = 28, int Width = 28)
 {
     /// <summary>The reference MNIST configuration with the given width.</summary>

@@ -18,6 +18,7 @@ namespace DiffusionClassifier.Serialization;
 /// tensor's dtype, shape and byte range must agree, and the byte ranges must tile the data section exactly (no
 /// gaps, overlaps or trailing bytes), so no tensor is allocated that the content does not hold. Booleans must be
 /// 0 or 1. Every violation is an <see cref="InvalidDataException"/> saying what is wrong.
+/// <para>Thread safety: static and stateless; all members may be called from several threads (writes to one path: the last complete file wins, see <see cref="AtomicFile"/>).</para>
 /// </remarks>
 public static class SafeTensors
 {
