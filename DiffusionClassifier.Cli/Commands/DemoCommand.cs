@@ -5,6 +5,7 @@ using DiffusionClassifier.Classification;
 using DiffusionClassifier.Cli.Evaluation;
 using DiffusionClassifier.Cli.Infrastructure;
 using DiffusionClassifier.Cli.Reporting;
+using DiffusionClassifier.Imaging;
 using DiffusionClassifier.Pretrained;
 using DiffusionClassifier.Sampling;
 using Microsoft.Extensions.Logging;
@@ -44,7 +45,7 @@ internal static class DemoCommand
 
     private static void AddTo(Command command, CliContext context)
     {
-        var output = new Option<FileInfo>("--output", "-o") { Description = "PNG grid of the guided samples (one row per digit).", DefaultValueFactory = _ => new FileInfo("samples.png"), HelpName = "file" };
+        var output = new Option<FileInfo>("--output", "-o") { Description = "PNG grid of the guided samples (one column per digit).", DefaultValueFactory = _ => new FileInfo("samples.png"), HelpName = "file" };
         var count = CliOptions.Int("--count", $"How many of the {PretrainedModels.MnistTestDigitCount} built-in test digits to classify (0 skips classification).", DefaultCount, 0, "digits");
         var n = CliOptions.Int("--n", "Monte Carlo samples per class.", DefaultN, 1, "samples");
         var perDigit = CliOptions.Int("--per-digit", "Guided samples per digit in the grid (0 skips sampling).", DefaultPerDigit, 0, "count");
@@ -104,12 +105,14 @@ internal static class DemoCommand
             ConsoleProgress.Run(context.Out, progressContext =>
             {
                 var task = progressContext.AddTask(I($"Sampling {s.PerDigit} of every digit (w = {s.Guidance})"), maxValue: loaded.Scheduler.NumTrainTimesteps);
-                samples = sampler.SampleGrid(s.PerDigit, new InlineProgress<SamplingProgress>(p => task.Value = p.Step), cancellationToken);
+                // Digit-minor order (0..9, 0..9, ...): a grid with one column per digit.
+                var labels = Enumerable.Range(0, s.PerDigit * config.Classes).Select(i => i % config.Classes).ToArray();
+                samples = sampler.Sample(labels, new InlineProgress<SamplingProgress>(p => task.Value = p.Step), cancellationToken);
             });
             using (samples)
             {
-                samples!.SaveGrid(s.Output.FullName, scale: 3);
-                context.Out.MarkupLine(Markup.Escape(I($"Wrote {s.Output.FullName}: guided samples, one row per digit 0..{config.Classes - 1} ({samples.Elapsed.TotalSeconds:F1} s).")));
+                ImageIO.SaveGrid(samples!.Images, config.Classes, s.Output.FullName, scale: 3);
+                context.Out.MarkupLine(Markup.Escape(I($"Wrote {s.Output.FullName}: guided samples, one column per digit 0..{config.Classes - 1} ({samples.Elapsed.TotalSeconds:F1} s).")));
             }
         }
         context.Out.MarkupLine(Markup.Escape(I($"Done in {total.Elapsed.TotalSeconds:F1} s.")));

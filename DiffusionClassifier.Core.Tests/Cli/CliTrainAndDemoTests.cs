@@ -111,8 +111,9 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
         Assert.Contains("Classifying the first 6 MNIST test digits", run.Out);
         Assert.Contains("Confusion matrix", run.Out);
         Assert.Matches(@"Accuracy \d+\.\d% on 6 digits, [\d.]+ images/s, [\d.]+ network evaluations per image", run.Out);
+        // One column per digit, two rows.
         using var reference = zeros(20, 1, 28, 28);
-        using var composed = ImageGrid.Compose(reference, 2);
+        using var composed = ImageGrid.Compose(reference, 10);
         using var bitmap = SKBitmap.Decode(png);
         Assert.Equal(((int)composed.shape[^1] * 3, (int)composed.shape[^2] * 3), (bitmap.Width, bitmap.Height));
     }
