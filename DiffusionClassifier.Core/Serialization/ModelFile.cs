@@ -10,9 +10,17 @@ namespace DiffusionClassifier.Serialization;
 /// <summary>
 /// The self-describing model file: a safetensors file whose tensors are the <see cref="ConditionalUNet"/>
 /// state_dict (reference key names without <c>nn_model.</c>) and whose metadata holds the architecture and the
-/// noise schedule, so that <see cref="Load"/> needs nothing else. Extra tensors (for example a training
-/// checkpoint's optimizer state) are stored under names that start with <see cref="ExtraTensorPrefix"/>.
+/// noise schedule, so that <see cref="Load(string, Device?)"/> needs nothing else. Extra tensors (for example a
+/// training checkpoint's optimizer state) are stored under names that start with <see cref="ExtraTensorPrefix"/>.
 /// </summary>
+/// <remarks>
+/// Loading validates everything before the network is built: the safetensors layout (see <see cref="SafeTensors"/>),
+/// the <c>format</c> and <c>format_version</c> entries, the exact fields of the <c>config</c> and <c>schedule</c>
+/// JSON, that the file holds at least as many weight elements as the described network has (so a damaged
+/// configuration cannot make it allocate more than the file holds), then every key, shape and dtype. Any problem is an
+/// <see cref="InvalidDataException"/> whose message names the file (or stream) and the problem. All members are
+/// thread-safe.
+/// </remarks>
 public static class ModelFile
 {
     /// <summary>Value of the <c>format</c> metadata entry.</summary>
@@ -21,17 +29,21 @@ public static class ModelFile
     public const int FormatVersion = 1;
     /// <summary>Prefix of tensors that are not model weights.</summary>
     public const string ExtraTensorPrefix = "extra.";
+    /// <summary>The largest number of diffusion steps a model file may describe.</summary>
+    public const int MaxTimesteps = 100_000;
 
     /// <summary>Metadata key of the format name.</summary>
     public const string FormatKey = "format";
     /// <summary>Metadata key of the format version.</summary>
     public const string FormatVersionKey = "format_version";
-    /// <summary>Metadata key of the architecture (JSON of <see cref="ConditionalUNetConfig"/>).</summary>
+    /// <summary>Metadata key of the architecture (JSON: in_channels, features, classes, height, width).</summary>
     public const string ConfigKey = "config";
     /// <summary>Metadata key of the schedule (JSON: num_train_timesteps, beta_start, beta_end).</summary>
     public const string ScheduleKey = "schedule";
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static readonly string[] ConfigFields = ["in_channels", "features", "classes", "height", "width"];
+    private static readonly string[] ScheduleFields = ["num_train_timesteps", "beta_start", "beta_end"];
 
     /// <summary>Writes the model, its schedule and optional extras to <paramref name="path"/> atomically.</summary>
     /// <param name="path">Target file (conventionally <c>.safetensors</c>).</param>
@@ -39,10 +51,32 @@ public static class ModelFile
     /// <param name="scheduler">The schedule it was trained with.</param>
     /// <param name="metadata">Extra string metadata; keys must not collide with the reserved ones.</param>
     /// <param name="extraTensors">Extra tensors; stored with <see cref="ExtraTensorPrefix"/> prepended.</param>
+    /// <exception cref="ArgumentException">A reserved metadata key is used, or a value is null.</exception>
     public static void Save(string path, ConditionalUNet model, DdpmScheduler scheduler,
         IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, Tensor>? extraTensors = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        var (tensors, meta) = Describe(model, scheduler, metadata, extraTensors);
+        SafeTensors.Save(path, tensors, meta);
+    }
+
+    /// <summary>Writes the model file to a stream (see <see cref="Save"/>; <see cref="Read"/> reads it back).</summary>
+    /// <param name="stream">Destination.</param>
+    /// <param name="model">The network.</param>
+    /// <param name="scheduler">The schedule it was trained with.</param>
+    /// <param name="metadata">Extra string metadata.</param>
+    /// <param name="extraTensors">Extra tensors.</param>
+    public static void Write(Stream stream, ConditionalUNet model, DdpmScheduler scheduler,
+        IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, Tensor>? extraTensors = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        var (tensors, meta) = Describe(model, scheduler, metadata, extraTensors);
+        SafeTensors.Write(stream, tensors, meta);
+    }
+
+    private static (Dictionary<string, Tensor>, Dictionary<string, string>) Describe(ConditionalUNet model, DdpmScheduler scheduler,
+        IReadOnlyDictionary<string, string>? metadata, IReadOnlyDictionary<string, Tensor>? extraTensors)
+    {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scheduler);
         var meta = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -52,7 +86,7 @@ public static class ModelFile
             {
                 if (k is FormatKey or FormatVersionKey or ConfigKey or ScheduleKey)
                     throw new ArgumentException($"Metadata key '{k}' is reserved.", nameof(metadata));
-                meta[k] = v;
+                meta[k] = v ?? throw new ArgumentException($"Metadata '{k}' is null.", nameof(metadata));
             }
         }
         meta[FormatKey] = FormatName;
@@ -64,73 +98,172 @@ public static class ModelFile
         foreach (var (k, v) in model.state_dict()) tensors[k] = v;
         if (extraTensors is not null)
             foreach (var (k, v) in extraTensors) tensors[ExtraTensorPrefix + k] = v;
-        SafeTensors.Save(path, tensors, meta);
+        return (tensors, meta);
     }
 
     /// <summary>Loads a model file.</summary>
     /// <param name="path">The file.</param>
-    /// <param name="device">Device to place the model on; CPU when null.</param>
+    /// <param name="device">Device to place the model on; CPU when null. Extra tensors stay on the CPU.</param>
     /// <returns>The model (in eval mode), its scheduler, metadata and extras; dispose it.</returns>
     /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
-    /// <exception cref="InvalidDataException">The file is damaged, not a model file, or its tensors do not fit its architecture.</exception>
+    /// <exception cref="InvalidDataException">The file is damaged, not a model file, or its tensors do not fit its
+    /// architecture; the message names the file and the first problem found.</exception>
     public static LoadedModel Load(string path, Device? device = null)
     {
-        using var content = SafeTensors.Load(path);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path)) throw new FileNotFoundException($"No model file at '{path}'.", path);
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        return Read(stream, device, path);
+    }
+
+    /// <summary>Loads a model file from a seekable stream (from its current position to its end).</summary>
+    /// <param name="stream">A readable, seekable stream; it is not closed.</param>
+    /// <param name="device">Device to place the model on; CPU when null. Extra tensors stay on the CPU.</param>
+    /// <param name="sourceName">Name of the content in error messages (for example a file or resource name).</param>
+    /// <returns>The model (in eval mode), its scheduler, metadata and extras; dispose it.</returns>
+    /// <exception cref="ArgumentException">The stream cannot seek or read.</exception>
+    /// <exception cref="InvalidDataException">The content is damaged, not a model file, or its tensors do not fit its
+    /// architecture; the message names <paramref name="sourceName"/> and the first problem found.</exception>
+    public static LoadedModel Read(Stream stream, Device? device = null, string? sourceName = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        string name = sourceName ?? "<stream>";
+        LoadedModel loaded;
+        using (var scope = NewDisposeScope())
+        {
+            SafeTensorsContent content;
+            try
+            {
+                content = SafeTensors.Read(stream);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new InvalidDataException($"'{name}' is not a valid safetensors file: {e.Message}", e);
+            }
+            using (content)
+            {
+                try
+                {
+                    loaded = FromContent(content);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"'{name}' is not a valid model file: {e.Message}", e);
+                }
+            }
+        }
+        // Outside the dispose scope: moving replaces the buffers with new tensors, which the scope would dispose.
+        if (device is not null) MoveOrDispose(loaded, device);
+        return loaded;
+    }
+
+    internal static void MoveOrDispose(LoadedModel loaded, Device device)
+    {
         try
         {
-            return FromContent(content, device);
+            loaded.Model.to(device);
         }
-        catch (InvalidDataException e)
+        catch
         {
-            throw new InvalidDataException($"'{path}': {e.Message}", e);
+            loaded.Dispose();
+            throw;
         }
     }
 
     /// <summary>Reads the architecture and schedule of a model file without building the network.</summary>
     /// <param name="metadata">The file's metadata.</param>
     /// <returns>The architecture and schedule.</returns>
-    /// <exception cref="InvalidDataException">The metadata does not describe a model.</exception>
+    /// <exception cref="InvalidDataException">The metadata does not describe a model: wrong or missing format or
+    /// version, or a config / schedule that is not exactly the expected JSON object or describes an invalid model.</exception>
     public static (ConditionalUNetConfig Config, DdpmScheduler Scheduler) ReadDescription(IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         if (!metadata.TryGetValue(FormatKey, out var format) || format != FormatName)
-            throw new InvalidDataException($"Not a {FormatName} model file (metadata '{FormatKey}' is '{format ?? "missing"}').");
+            throw new InvalidDataException($"Not a {FormatName} model file (metadata '{FormatKey}' is {Show(format)}).");
         if (!metadata.TryGetValue(FormatVersionKey, out var version) || version != FormatVersion.ToString(CultureInfo.InvariantCulture))
-            throw new InvalidDataException($"Unsupported model file version '{version ?? "missing"}'; this library reads version {FormatVersion}.");
-        ConditionalUNetConfig config;
-        ScheduleConfig schedule;
-        try
-        {
-            config = JsonSerializer.Deserialize<ConditionalUNetConfig>(metadata.GetValueOrDefault(ConfigKey) ?? "null", Json)
-                ?? throw new InvalidDataException($"The model file has no '{ConfigKey}' metadata.");
-            schedule = JsonSerializer.Deserialize<ScheduleConfig>(metadata.GetValueOrDefault(ScheduleKey) ?? "null", Json)
-                ?? throw new InvalidDataException($"The model file has no '{ScheduleKey}' metadata.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"The model file's description is not valid JSON: {e.Message}", e);
-        }
+            throw new InvalidDataException($"Unsupported model file version {Show(version)}; this library reads version {FormatVersion}.");
+
+        var c = ParseObject(metadata, ConfigKey, ConfigFields);
+        var config = new ConditionalUNetConfig(Int(c, ConfigKey, "in_channels"), Int(c, ConfigKey, "features"),
+            Int(c, ConfigKey, "classes"), Int(c, ConfigKey, "height"), Int(c, ConfigKey, "width"));
+        var s = ParseObject(metadata, ScheduleKey, ScheduleFields);
+        int steps = Int(s, ScheduleKey, "num_train_timesteps");
+        double betaStart = Double(s, ScheduleKey, "beta_start"), betaEnd = Double(s, ScheduleKey, "beta_end");
         try
         {
             config.Validate();
-            return (config, new DdpmScheduler(schedule.NumTrainTimesteps, schedule.BetaStart, schedule.BetaEnd));
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"The model file describes an invalid model: {e.Message}", e);
+            throw new InvalidDataException($"The '{ConfigKey}' metadata describes an invalid network: {e.Message}", e);
+        }
+        if (steps > MaxTimesteps)
+            throw new InvalidDataException($"The '{ScheduleKey}' metadata has num_train_timesteps {steps}, above the limit of {MaxTimesteps}.");
+        try
+        {
+            return (config, new DdpmScheduler(steps, betaStart, betaEnd));
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"The '{ScheduleKey}' metadata describes an invalid schedule: {e.Message}", e);
         }
     }
 
-    private static LoadedModel FromContent(SafeTensorsContent content, Device? device)
+    private static string Show(string? value) => value is null ? "missing" : $"'{SafeTensors.Truncate(value)}'";
+
+    private static Dictionary<string, JsonElement> ParseObject(IReadOnlyDictionary<string, string> metadata, string key, string[] fields)
+    {
+        if (!metadata.TryGetValue(key, out var json))
+            throw new InvalidDataException($"The model file has no '{key}' metadata.");
+        try
+        {
+            using var doc = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 4, AllowDuplicateProperties = false });
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException($"The '{key}' metadata is a JSON {doc.RootElement.ValueKind}, not an object.");
+            var result = new Dictionary<string, JsonElement>(StringComparer.Ordinal);
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                if (!fields.Contains(p.Name, StringComparer.Ordinal))
+                    throw new InvalidDataException($"The '{key}' metadata has the unknown field '{SafeTensors.Truncate(p.Name)}' (expected {string.Join(", ", fields)}).");
+                result[p.Name] = p.Value.Clone();
+            }
+            foreach (var f in fields)
+                if (!result.ContainsKey(f))
+                    throw new InvalidDataException($"The '{key}' metadata lacks the field '{f}'.");
+            return result;
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"The '{key}' metadata is not valid JSON: {e.Message}", e);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new InvalidDataException($"The '{key}' metadata holds invalid text: {e.Message}", e);
+        }
+    }
+
+    private static int Int(Dictionary<string, JsonElement> o, string key, string field) =>
+        o[field].ValueKind == JsonValueKind.Number && o[field].TryGetInt32(out int v)
+            ? v
+            : throw new InvalidDataException($"The '{key}' metadata field '{field}' is {SafeTensors.Truncate(o[field].GetRawText())}, not a 32-bit integer.");
+
+    private static double Double(Dictionary<string, JsonElement> o, string key, string field) =>
+        o[field].ValueKind == JsonValueKind.Number && o[field].TryGetDouble(out double v) && double.IsFinite(v)
+            ? v
+            : throw new InvalidDataException($"The '{key}' metadata field '{field}' is {SafeTensors.Truncate(o[field].GetRawText())}, not a finite number.");
+
+    private static LoadedModel FromContent(SafeTensorsContent content)
     {
         var (config, scheduler) = ReadDescription(content.Metadata);
+        long present = content.Tensors.Where(p => !p.Key.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal)).Sum(p => p.Value.numel());
+        long? needed = StateDictBudget.ElementCount(config);
+        if (!StateDictBudget.Allows(needed, present))
+            throw new InvalidDataException(
+                $"The '{ConfigKey}' metadata describes a network of {needed?.ToString(CultureInfo.InvariantCulture) ?? "more than 2^63"} elements but the file holds only {present} weight elements.");
         var model = new ConditionalUNet(config);
         try
         {
-            var weights = content.Tensors.Where(p => !p.Key.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal))
-                .ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal);
-            CopyStateDict(model, weights);
-            if (device is not null) model.to(device);
+            CopyStateDict(model, content.Tensors, "", key => key.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal));
             model.eval();
             var extras = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             foreach (var (k, v) in content.Tensors)
@@ -150,28 +283,43 @@ public static class ModelFile
     /// the key sets, shapes and dtypes match exactly.
     /// </summary>
     /// <param name="model">The destination network.</param>
-    /// <param name="weights">Tensors by state_dict key.</param>
-    /// <exception cref="InvalidDataException">A key is missing or unexpected, or a shape or dtype differs; the message names the first such key.</exception>
+    /// <param name="weights">Tensors by state_dict key (on any device).</param>
+    /// <exception cref="InvalidDataException">A key is missing or unexpected, or a shape or dtype differs; the message
+    /// names the first such key (in the network's parameter order; unexpected keys after that).</exception>
     public static void CopyStateDict(ConditionalUNet model, IReadOnlyDictionary<string, Tensor> weights)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(weights);
+        CopyStateDict(model, weights, "", _ => false);
+    }
+
+    /// <summary>
+    /// Like <see cref="CopyStateDict(ConditionalUNet, IReadOnlyDictionary{string, Tensor})"/> for weights whose keys
+    /// carry <paramref name="prefix"/>; keys for which <paramref name="ignore"/> is true are skipped. Messages name
+    /// the keys as they appear in <paramref name="weights"/>.
+    /// </summary>
+    internal static void CopyStateDict(ConditionalUNet model, IReadOnlyDictionary<string, Tensor> weights, string prefix, Func<string, bool> ignore)
+    {
         var target = model.state_dict();
         foreach (var (key, dest) in target)
         {
-            if (!weights.TryGetValue(key, out var src))
-                throw new InvalidDataException($"Missing tensor '{key}' (expected shape [{string.Join(", ", dest.shape)}]).");
+            string full = prefix + key;
+            if (!weights.TryGetValue(full, out var src) || src is null)
+                throw new InvalidDataException($"Missing tensor '{full}' (expected shape [{string.Join(", ", dest.shape)}]).");
             if (!src.shape.SequenceEqual(dest.shape))
-                throw new InvalidDataException($"Tensor '{key}' has shape [{string.Join(", ", src.shape)}] but the architecture needs [{string.Join(", ", dest.shape)}].");
+                throw new InvalidDataException($"Tensor '{full}' has shape [{string.Join(", ", src.shape)}] but the architecture needs [{string.Join(", ", dest.shape)}].");
             if (src.dtype != dest.dtype)
-                throw new InvalidDataException($"Tensor '{key}' has dtype {src.dtype} but the architecture needs {dest.dtype}.");
+                throw new InvalidDataException($"Tensor '{full}' has dtype {src.dtype} but the architecture needs {dest.dtype}.");
         }
         foreach (var key in weights.Keys)
-            if (!target.ContainsKey(key))
-                throw new InvalidDataException($"Unexpected tensor '{key}': the architecture has no such parameter or buffer.");
+        {
+            if (ignore(key)) continue;
+            if (!key.StartsWith(prefix, StringComparison.Ordinal) || !target.ContainsKey(key[prefix.Length..]))
+                throw new InvalidDataException($"Unexpected tensor '{SafeTensors.Truncate(key)}': the architecture has no such parameter or buffer.");
+        }
         using var noGrad = no_grad();
         foreach (var (key, dest) in target)
-            dest.copy_(weights[key]);
+            dest.copy_(weights[prefix + key]);
     }
 
     private sealed record ScheduleConfig(int NumTrainTimesteps, double BetaStart, double BetaEnd);
