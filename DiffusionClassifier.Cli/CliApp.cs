@@ -106,6 +106,7 @@ internal static class CliApp
         root.Subcommands.Add(EvaluateCommand.Create(context));
         root.Subcommands.Add(ClassifyCommand.Create(context));
         root.Subcommands.Add(SampleCommand.Create(context));
+        root.Subcommands.Add(ImportPyTorchCommand.Create(context));
         root.Subcommands.Add(InfoCommand.Create(context));
         return root;
     }

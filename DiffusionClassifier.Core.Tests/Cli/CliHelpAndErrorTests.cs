@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Tests.Cli;
 [Collection(SingleThreadedTorchCollection.Name)]
 public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<CliFixture>
 {
-    private static readonly string[] CommandNames = ["", "demo", "fetch-mnist", "train", "evaluate", "classify", "sample", "info"];
+    private static readonly string[] CommandNames = ["", "demo", "fetch-mnist", "train", "evaluate", "classify", "sample", "import-pytorch", "info"];
 
     public static TheoryData<string> Commands() => new(CommandNames);
 
@@ -54,6 +54,7 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["classify", "--idx", "/nonexistent/images-idx3-ubyte"], "/nonexistent/images-idx3-ubyte" },
         { ["evaluate", "--data", "/nonexistent/mnist"], "/nonexistent/mnist" },
         { ["train", "--data", "/nonexistent/mnist", "--output", "/tmp/never-written.safetensors"], "/nonexistent/mnist" },
+        { ["import-pytorch", "/nonexistent/model.pth"], "/nonexistent/model.pth" },
     };
 
     [Theory]

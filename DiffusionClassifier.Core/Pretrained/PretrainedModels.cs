@@ -1,7 +1,5 @@
 using DiffusionClassifier.Data;
-using DiffusionClassifier.Modules;
 using DiffusionClassifier.Serialization;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Pretrained;
@@ -41,7 +39,7 @@ public static class PretrainedModels
     public static LoadedModel LoadMnistDefault(Device? device = null)
     {
         using var stream = OpenMnistDefault();
-        return ReadModel(stream, device);
+        return ModelFile.Read(stream, device, ModelResource);
     }
 
     /// <summary>
@@ -58,27 +56,6 @@ public static class PretrainedModels
         using (var stream = OpenResource(DigitLabelsResource))
             labels = IdxFile.ReadLabels(stream, DigitLabelsResource);
         return MnistDataset.FromBytes(images.Pixels, labels, images.Count, images.Rows, images.Columns);
-    }
-
-    private static LoadedModel ReadModel(Stream stream, Device? device)
-    {
-        using var content = SafeTensors.Read(stream);
-        var (config, scheduler) = ModelFile.ReadDescription(content.Metadata);
-        var model = new ConditionalUNet(config);
-        try
-        {
-            ModelFile.CopyStateDict(model, content.Tensors.Where(p => !p.Key.StartsWith(ModelFile.ExtraTensorPrefix, StringComparison.Ordinal))
-                .ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal));
-            if (device is not null) model.to(device);
-            model.eval();
-            return new LoadedModel(model, scheduler, content.Metadata.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal),
-                new Dictionary<string, Tensor>(StringComparer.Ordinal));
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
     }
 
     private static Stream OpenResource(string name) =>
