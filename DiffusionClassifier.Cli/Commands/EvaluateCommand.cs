@@ -1,0 +1,150 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using DiffusionClassifier.Classification;
+using DiffusionClassifier.Cli.Evaluation;
+using DiffusionClassifier.Cli.Infrastructure;
+using DiffusionClassifier.Cli.Reporting;
+using DiffusionClassifier.Serialization;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+
+namespace DiffusionClassifier.Cli.Commands;
+
+/// <summary>
+/// <c>evaluate</c>: accuracy, time and cost of the classifier on a labelled dataset, for several N in one run, with a
+/// resumable per-image cache.
+/// </summary>
+internal static class EvaluateCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var model = CliOptions.Model();
+        var data = new DataSource();
+        var ns = CliOptions.IntList("--n", "Monte Carlo samples per class; several comma-separated values are evaluated one after the other (e.g. 20,50,100).",
+            1, "list", [20]);
+        var binder = new ClassifierOptionsBinder();
+        var limit = new Option<int?>("--limit") { Description = "Evaluate at most this many items (default: all from --offset on).", HelpName = "count" };
+        var offset = CliOptions.Int("--offset", "Index of the first item to evaluate.", 0, 0, "index");
+        var batch = CliOptions.Int("--batch", "Images per classifier call, and per cache flush.", BatchClassification.DefaultBatchSize, 1, "count");
+        var cache = new Option<FileInfo?>("--cache")
+        {
+            Description = "Resumable cache (JSON lines, one per item, N and options): results found there are reused, new ones appended and flushed after every batch. Rerun the same command to continue an interrupted evaluation.",
+            HelpName = "file",
+        };
+        var json = new Option<FileInfo?>("--json") { Description = "Also write the results (table, confusion matrices, settings) as JSON.", HelpName = "file" };
+        var csv = new Option<FileInfo?>("--csv") { Description = "Also write the table as CSV.", HelpName = "file" };
+        limit.Validators.Add(r =>
+        {
+            if (CliOptions.TryGetValue(r, out int? value) && value is < 1)
+                r.AddError($"--limit must be at least 1 but is {value}.");
+        });
+
+        var command = new Command("evaluate",
+            "Classify a labelled dataset and report accuracy, wall time, images/s and network evaluations per image for each N, plus a confusion matrix.");
+        command.Options.Add(model);
+        data.AddTo(command);
+        command.Options.Add(ns);
+        binder.AddTo(command);
+        foreach (var option in new Option[] { limit, offset, batch, cache, json, csv })
+            command.Options.Add(option);
+        command.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(context, parseResult, new Settings(
+            parseResult.GetValue(model), data, parseResult.GetValue(ns)!, binder.Bind(parseResult), parseResult.GetValue(limit),
+            parseResult.GetValue(offset), parseResult.GetValue(batch), parseResult.GetValue(cache), parseResult.GetValue(json),
+            parseResult.GetValue(csv)), cancellationToken)));
+        return command;
+    }
+
+    private sealed record Settings(FileInfo? Model, DataSource Data, int[] Ns, BayesClassifierOptions Options, int? Limit, int Offset,
+        int Batch, FileInfo? Cache, FileInfo? Json, FileInfo? Csv);
+
+    private static int Run(CliContext context, ParseResult parseResult, Settings s, CancellationToken cancellationToken)
+    {
+        using var loaded = ModelSource.Load(s.Model);
+        var (dataset, dataDescription) = s.Data.Load(parseResult);
+        using var _ = dataset;
+        int classes = loaded.Model.Config.Classes;
+        if (dataset.Classes > classes)
+            throw new CliException($"The data has {dataset.Classes} classes but the model only {classes}.");
+        if (s.Offset >= dataset.Count)
+            throw new CliException($"--offset {s.Offset} is past the end of the data ({dataset.Count} items).");
+        int count = Math.Min(s.Limit ?? int.MaxValue, dataset.Count - s.Offset);
+        var indices = Enumerable.Range(s.Offset, count).ToArray();
+        var labels = dataset.Labels.data<long>().ToArray();
+
+        string optionsText = ClassifierOptionsBinder.Describe(s.Options);
+        string key = EvaluationCache.ComputeKey(ModelSource.Fingerprint(s.Model), DataSource.Fingerprint(dataset), optionsText);
+        var config = loaded.Model.Config;
+        context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"Model: {ModelSource.Describe(s.Model)} (F = {config.Features}, T = {loaded.Scheduler.NumTrainTimesteps})")));
+        context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + count - 1}"));
+        context.Out.MarkupLine(Markup.Escape($"Options: {optionsText}; run key {key}"));
+
+        using var cache = s.Cache is null ? null : EvaluationCache.Open(s.Cache.FullName);
+        if (cache is { DroppedTornBytes: > 0 })
+            context.Error.MarkupLine(Markup.Escape($"warning: dropped an incomplete last line ({cache.DroppedTornBytes} bytes) from {cache.Path}."));
+
+        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>());
+        var summaries = new List<EvaluationSummary>();
+        foreach (int n in s.Ns.Distinct())
+        {
+            var results = new Dictionary<int, (ImageResult Result, bool FromCache)>();
+            foreach (int i in indices)
+                if (cache is not null && cache.TryGet(key, i, n, out var hit))
+                    results[i] = (hit, true);
+            var missing = indices.Where(i => !results.ContainsKey(i)).ToArray();
+            if (missing.Length > 0)
+            {
+                ConsoleProgress.Run(context.Out, progressContext =>
+                {
+                    var task = progressContext.AddTask(string.Create(CultureInfo.InvariantCulture, $"N = {n}: {missing.Length} images"), maxValue: missing.Length);
+                    BatchClassification.Run(classifier, dataset.Images, missing, n, s.Batch, (batchIndices, predictions, seconds) =>
+                    {
+                        var fresh = batchIndices.Select((index, j) => new ImageResult(key, index, n, (int)labels[index], predictions[j].Label,
+                            predictions[j].Confidence, predictions[j].NetworkEvaluations, predictions[j].EquivalentFullEvaluations,
+                            seconds / batchIndices.Count)).ToArray();
+                        cache?.Append(fresh);
+                        foreach (var r in fresh)
+                            results[r.Index] = (r, false);
+                        task.Increment(fresh.Length);
+                    }, cancellationToken);
+                });
+            }
+            summaries.Add(EvaluationSummary.From(n, classes, indices.Select(i => results[i])));
+        }
+
+        context.Out.Write(Tables.Summary(summaries));
+        int reused = summaries.Sum(x => x.Cached), computed = summaries.Sum(x => x.Computed);
+        if (cache is not null)
+            context.Out.MarkupLine(Markup.Escape($"Cache: {reused} result(s) reused, {computed} computed ({cache.Path})."));
+        var last = summaries[^1];
+        context.Out.Write(Tables.Confusion(last.Confusion, string.Create(CultureInfo.InvariantCulture, $"Confusion matrix, N = {last.N}")));
+
+        if (s.Json is not null)
+        {
+            var report = new
+            {
+                model = ModelSource.Describe(s.Model),
+                data = dataDescription,
+                offset = s.Offset,
+                count,
+                options = optionsText,
+                run_key = key,
+                results = summaries,
+            };
+            AtomicFile.WriteAllBytes(s.Json.FullName, JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }));
+            context.Out.MarkupLine(Markup.Escape($"Wrote {s.Json.FullName}"));
+        }
+        if (s.Csv is not null)
+        {
+            var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,evaluations_per_image,full_equivalents_per_image\n");
+            foreach (var x in summaries)
+                text.Append(string.Create(CultureInfo.InvariantCulture,
+                    $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R}\n"));
+            AtomicFile.WriteAllBytes(s.Csv.FullName, Encoding.UTF8.GetBytes(text.ToString()));
+            context.Out.MarkupLine(Markup.Escape($"Wrote {s.Csv.FullName}"));
+        }
+        return ExitCodes.Success;
+    }
+}

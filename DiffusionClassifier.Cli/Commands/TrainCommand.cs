@@ -1,0 +1,173 @@
+using System.CommandLine;
+using System.Globalization;
+using DiffusionClassifier.Cli.Infrastructure;
+using DiffusionClassifier.Data;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Training;
+using Microsoft.Extensions.Logging;
+using Spectre.Console;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Cli.Commands;
+
+/// <summary>
+/// <c>train</c>: trains a class-conditional DDPM on MNIST-format data with checkpoints; resumable, and Ctrl+C writes a
+/// checkpoint before exiting.
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create(CliContext context)
+    {
+        var defaults = new TrainingOptions();
+        var data = new Option<DirectoryInfo>("--data", "-d")
+        {
+            Description = "Folder with the MNIST training files (train-images-idx3-ubyte, train-labels-idx1-ubyte; raw or .gz), e.g. from fetch-mnist.",
+            DefaultValueFactory = _ => new DirectoryInfo(FetchMnistCommand.DefaultFolder),
+            HelpName = "folder",
+        };
+        var features = CliOptions.Int("--features", "Base width F of the network (a multiple of 8; parameters and FLOPs grow with F squared).", 32, 8, "F");
+        var epochs = CliOptions.Int("--epochs", "Passes over the training data.", defaults.Epochs, 1, "count");
+        var batchSize = CliOptions.Int("--batch-size", "Images per optimizer step.", defaults.BatchSize, 1, "count");
+        var lr = new Option<double>("--lr") { Description = "Initial Adam learning rate.", DefaultValueFactory = _ => defaults.LearningRate, HelpName = "rate" };
+        var schedule = new Option<string>("--lr-schedule")
+        {
+            Description = "Learning-rate decay: per-epoch (reference: lr * (1 - epoch/epochs)), per-step (linear per step) or constant.",
+            DefaultValueFactory = _ => "per-epoch",
+            HelpName = "per-epoch|per-step|constant",
+        }.AcceptOnlyFromAmong("per-epoch", "per-step", "constant");
+        var ema = new Option<double>("--ema") { Description = "Decay of the exponential moving average of the weights, in [0, 1); 0 turns it off. The EMA weights are exported.", DefaultValueFactory = _ => defaults.EmaDecay, HelpName = "decay" };
+        var labelDrop = new Option<double>("--label-drop") { Description = "Probability of dropping a label (trains the unconditional model for guidance).", DefaultValueFactory = _ => defaults.LabelDropProbability, HelpName = "p" };
+        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights, the data order, timesteps, noise and label drops.", DefaultValueFactory = _ => 0, HelpName = "seed" };
+        var output = new Option<FileInfo>("--output", "-o") { Description = "Model file to write at the end (EMA weights when --ema > 0).", DefaultValueFactory = _ => new FileInfo("model.safetensors"), HelpName = "file" };
+        var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "Checkpoint file, written atomically at the end of every epoch, on the triggers below and on Ctrl+C. Default: <output>.checkpoint.safetensors.", HelpName = "file" };
+        var every = CliOptions.Int("--checkpoint-every", "Also write the checkpoint every this many optimizer steps (0 = off).", 0, 0, "steps");
+        var minutes = CliOptions.Double("--checkpoint-minutes", "Also write the checkpoint when this many minutes passed since the last one (0 = off).", defaults.CheckpointInterval.TotalMinutes, 0, "minutes");
+        var resume = new Option<bool>("--resume") { Description = "Continue the run saved in the checkpoint (its settings are used; only --epochs and the checkpoint triggers may change)." };
+        var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all).", HelpName = "count" };
+        limit.Validators.Add(r =>
+        {
+            if (CliOptions.TryGetValue(r, out int? value) && value is < 1)
+                r.AddError($"--limit must be at least 1 but is {value}.");
+        });
+
+        var command = new Command("train",
+            "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
+        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, seed, output, checkpoint, every, minutes, resume, limit })
+            command.Options.Add(option);
+        command.SetAction((parseResult, cancellationToken) =>
+        {
+            // Settings that belong to the run being resumed may not be given again.
+            var fixedOnResume = new Option[] { features, batchSize, lr, schedule, ema, labelDrop, seed };
+            var explicitOnResume = fixedOnResume.Where(o => parseResult.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
+            var o = new TrainingOptions
+            {
+                Epochs = parseResult.GetValue(epochs),
+                BatchSize = parseResult.GetValue(batchSize),
+                LearningRate = parseResult.GetValue(lr),
+                LearningRateSchedule = parseResult.GetValue(schedule) switch
+                {
+                    "per-step" => LearningRateSchedule.LinearPerStep,
+                    "constant" => LearningRateSchedule.Constant,
+                    _ => LearningRateSchedule.LinearPerEpoch,
+                },
+                EmaDecay = parseResult.GetValue(ema),
+                LabelDropProbability = parseResult.GetValue(labelDrop),
+                Seed = parseResult.GetValue(seed),
+                CheckpointEverySteps = parseResult.GetValue(every),
+                CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
+            };
+            var settings = new Settings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
+                parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
+                parseResult.GetValue(limit));
+            return Task.FromResult(Run(context, settings, cancellationToken));
+        });
+        return command;
+    }
+
+    private sealed record Settings(DirectoryInfo Data, int Features, TrainingOptions Options, FileInfo Output, FileInfo? Checkpoint, bool Resume,
+        string[] ExplicitOnResume, bool EpochsGiven, int? Limit);
+
+    private static int Run(CliContext context, Settings s, CancellationToken cancellationToken)
+    {
+        string checkpoint = s.Checkpoint?.FullName ?? Path.ChangeExtension(s.Output.FullName, null) + ".checkpoint.safetensors";
+        if (s.Resume && s.ExplicitOnResume.Length > 0)
+            throw new CliException($"{string.Join(", ", s.ExplicitOnResume)} cannot be changed when resuming: the checkpoint's settings are used (remove the option, or start a new run without --resume).");
+        if (s.Resume && !File.Exists(checkpoint))
+            throw new FileNotFoundException($"Nothing to resume: checkpoint '{checkpoint}' does not exist.", checkpoint);
+        if (!s.Resume && File.Exists(checkpoint))
+            throw new CliException($"Checkpoint '{checkpoint}' already exists: continue that run with --resume, or delete it (or pass another --checkpoint) to start over.");
+
+        using var dataset = MnistDataset.Load(s.Data.FullName, MnistSplit.Train, new MnistDatasetOptions { Limit = s.Limit });
+        var trainingData = new TensorTrainingData(dataset.Images, dataset.Labels);
+        var logger = context.LoggerFactory.CreateLogger<DiffusionTrainer>();
+
+        DiffusionTrainer trainer;
+        ConditionalUNet? model = null;
+        if (s.Resume)
+        {
+            TrainingOptions stored;
+            using (var probe = DiffusionTrainer.FromCheckpoint(checkpoint, options: null, logger))
+                stored = probe.Options;
+            stored.CheckpointPath = checkpoint;
+            stored.CheckpointEverySteps = s.Options.CheckpointEverySteps;
+            stored.CheckpointInterval = s.Options.CheckpointInterval;
+            if (s.EpochsGiven)
+                stored.Epochs = s.Options.Epochs;
+            trainer = DiffusionTrainer.FromCheckpoint(checkpoint, stored, logger);
+        }
+        else
+        {
+            var options = s.Options.Clone();
+            options.CheckpointPath = checkpoint;
+            options.Validate();
+            var config = ConditionalUNetConfig.Mnist(s.Features) with { Height = dataset.Height, Width = dataset.Width, Classes = dataset.Classes };
+            config.Validate();
+            // The trainer does not draw the initial weights: seed libtorch's global generator for them.
+            manual_seed(options.Seed);
+            model = new ConditionalUNet(config);
+            trainer = new DiffusionTrainer(model, new DdpmScheduler(), options, logger);
+        }
+        using var _ = model;
+        using var __ = trainer;
+
+        var o = trainer.Options;
+        var c = trainer.Model.Config;
+        context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"Training F = {c.Features} on {dataset.Count} items from {s.Data.FullName}: {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
+
+        TrainingResult? result = null;
+        TrainingProgress? last = null;
+        try
+        {
+            ConsoleProgress.Run(context.Out, progressContext =>
+                {
+                    var task = progressContext.AddTask("Training", maxValue: 1);
+                    result = trainer.Train(trainingData, new InlineProgress<TrainingProgress>(p =>
+                    {
+                        last = p;
+                        task.Description = string.Create(CultureInfo.InvariantCulture,
+                            $"epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} loss {p.Loss:F4} (epoch mean {p.EpochMeanLoss:F4}) {p.ImagesPerSecond:F0} img/s ETA {p.EstimatedRemaining:hh\\:mm\\:ss}");
+                        task.MaxValue = p.TotalSteps;
+                        task.Value = p.Step;
+                    }), cancellationToken);
+                }, showRemaining: false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            CliApp.WriteError(context, string.Create(CultureInfo.InvariantCulture,
+                $"interrupted at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}: checkpoint saved to {checkpoint}; run the same command with --resume to continue."));
+            return ExitCodes.Interrupted;
+        }
+
+        trainer.SaveModel(s.Output.FullName, useEma: trainer.HasEma);
+        string lossText = result!.EpochMeanLosses.Count > 0 ? I($", last epoch mean loss {result.EpochMeanLosses[^1]:F5}")
+            : last is null ? "" : I($", last loss {last.Loss:F5}");
+        context.Out.MarkupLine(Markup.Escape(I(
+            $"Trained {result.StepsRun} step(s) in {result.Elapsed.TotalSeconds:F1} s ({result.ImagesPerSecond:F0} images/s); {result.EpochsCompleted}/{o.Epochs} epochs done{lossText}.")));
+        context.Out.MarkupLine(Markup.Escape($"Wrote {s.Output.FullName} ({(trainer.HasEma ? "EMA" : "raw")} weights); checkpoint {checkpoint}."));
+        return ExitCodes.Success;
+    }
+
+    private static string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}

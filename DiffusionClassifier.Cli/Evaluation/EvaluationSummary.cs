@@ -1,0 +1,80 @@
+using System.Text.Json.Serialization;
+
+namespace DiffusionClassifier.Cli.Evaluation;
+
+/// <summary>Totals of one sample count N over the evaluated items (one row of the evaluation table).</summary>
+internal sealed class EvaluationSummary
+{
+    private EvaluationSummary(int n, int classes)
+    {
+        N = n;
+        Confusion = new int[classes][];
+        for (int i = 0; i < classes; i++)
+            Confusion[i] = new int[classes];
+    }
+
+    /// <summary>Monte Carlo samples per class.</summary>
+    [JsonPropertyName("n")]
+    public int N { get; }
+
+    /// <summary>Items evaluated.</summary>
+    [JsonPropertyName("images")]
+    public int Images { get; private set; }
+
+    /// <summary>Items classified correctly.</summary>
+    [JsonPropertyName("correct")]
+    public int Correct { get; private set; }
+
+    /// <summary>Correct / images.</summary>
+    [JsonPropertyName("accuracy")]
+    public double Accuracy => Images == 0 ? 0 : (double)Correct / Images;
+
+    /// <summary>Classification wall time summed over the items (from the cache for reused items).</summary>
+    [JsonPropertyName("seconds")]
+    public double Seconds { get; private set; }
+
+    /// <summary>Images / seconds.</summary>
+    [JsonPropertyName("images_per_second")]
+    public double ImagesPerSecond => Seconds > 0 ? Images / Seconds : 0;
+
+    /// <summary>Mean noise predictions per image.</summary>
+    [JsonPropertyName("evaluations_per_image")]
+    public double EvaluationsPerImage => Images == 0 ? 0 : (double)evaluations / Images;
+
+    /// <summary>Mean cost per image in full network forwards (by FLOPs).</summary>
+    [JsonPropertyName("full_equivalents_per_image")]
+    public double FullEquivalentsPerImage => Images == 0 ? 0 : fullEquivalents / Images;
+
+    /// <summary>Results computed in this run.</summary>
+    [JsonPropertyName("computed")]
+    public int Computed { get; private set; }
+
+    /// <summary>Results reused from the cache.</summary>
+    [JsonPropertyName("cached")]
+    public int Cached { get; private set; }
+
+    /// <summary>Confusion[true][predicted] counts.</summary>
+    [JsonPropertyName("confusion")]
+    public int[][] Confusion { get; }
+
+    private long evaluations;
+    private double fullEquivalents;
+
+    /// <summary>Totals of <paramref name="results"/>, all for sample count <paramref name="n"/>.</summary>
+    public static EvaluationSummary From(int n, int classes, IEnumerable<(ImageResult Result, bool FromCache)> results)
+    {
+        var summary = new EvaluationSummary(n, classes);
+        foreach (var (r, fromCache) in results)
+        {
+            summary.Images++;
+            if (r.Correct) summary.Correct++;
+            summary.Seconds += r.Seconds;
+            summary.evaluations += r.Evaluations;
+            summary.fullEquivalents += r.FullEquivalents;
+            summary.Confusion[r.Label][r.Predicted]++;
+            if (fromCache) summary.Cached++;
+            else summary.Computed++;
+        }
+        return summary;
+    }
+}

@@ -1,0 +1,137 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using DiffusionClassifier.Classification;
+
+namespace DiffusionClassifier.Cli.Infrastructure;
+
+/// <summary>
+/// The estimator options of <c>classify</c>, <c>evaluate</c> and the demo: a preset (<c>--options default|reference</c>)
+/// and finer flags that override single settings of it.
+/// </summary>
+internal sealed class ClassifierOptionsBinder
+{
+    private readonly Option<string> preset = new Option<string>("--options")
+    {
+        Description = "Estimator preset: default (stratified timesteps, shared trunk, pruning in stages) or reference (the reference implementation's estimator: random timesteps, full network per class, no pruning).",
+        DefaultValueFactory = _ => "default",
+        HelpName = "default|reference",
+    }.AcceptOnlyFromAmong("default", "reference");
+
+    private readonly Option<string?> timesteps = new Option<string?>("--timesteps")
+    {
+        Description = "Override the preset's timestep choice: stratified (evenly spaced) or random (t ~ Uniform{1..T}).",
+        HelpName = "stratified|random",
+    }.AcceptOnlyFromAmong("stratified", "random");
+
+    private readonly Option<bool?> shareTrunk = new("--share-trunk")
+    {
+        Description = "Override: compute the label-independent trunk once per (t, noise) sample (true) or the full network per class (false).",
+        HelpName = "true|false",
+    };
+
+    private readonly Option<PruningSchedule?> pruning = new("--pruning")
+    {
+        Description = "Override the pruning schedule: 'none', or stages 'fraction:keep,...' (e.g. 0.2:3,0.5:2 = after 20% of n samples keep the best 3 classes, after 50% the best 2).",
+        HelpName = "none|f:k,...",
+        CustomParser = ParsePruning,
+    };
+
+    private readonly Option<string?> metric = new Option<string?>("--metric")
+    {
+        Description = "Override the per-pixel loss: l2 (the posterior), l1 or huber.",
+        HelpName = "l2|l1|huber",
+    }.AcceptOnlyFromAmong("l2", "l1", "huber");
+
+    private readonly Option<string?> precision = new Option<string?>("--precision")
+    {
+        Description = "Override the network precision: float32 or bfloat16.",
+        HelpName = "float32|bfloat16",
+    }.AcceptOnlyFromAmong("float32", "bfloat16");
+
+    private readonly Option<int?> chunkSize = new("--chunk-size")
+    {
+        Description = "Override the rows (image, sample, class) per network call (preset: 128).",
+        HelpName = "rows",
+    };
+
+    private readonly Option<long?> seed = new("--seed")
+    {
+        Description = "Override the seed of the timesteps and noise (preset: 0).",
+        HelpName = "seed",
+    };
+
+    public ClassifierOptionsBinder()
+    {
+        chunkSize.Validators.Add(r =>
+        {
+            if (CliOptions.TryGetValue(r, out int? value) && value is int v && (v < 1 || v > BayesClassifierOptions.MaxChunkSize))
+                r.AddError($"--chunk-size must lie in 1..{BayesClassifierOptions.MaxChunkSize} but is {v}.");
+        });
+    }
+
+    /// <summary>Adds the options to <paramref name="command"/>.</summary>
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, metric, precision, chunkSize, seed })
+            command.Options.Add(option);
+    }
+
+    /// <summary>The preset with the overrides given on the command line.</summary>
+    public BayesClassifierOptions Bind(ParseResult parseResult)
+    {
+        var options = parseResult.GetValue(preset) == "reference" ? BayesClassifierOptions.Reference : BayesClassifierOptions.Default;
+        if (parseResult.GetValue(timesteps) is string t)
+            options = options with { TimestepStrategy = t == "random" ? TimestepStrategy.Random : TimestepStrategy.Stratified };
+        if (parseResult.GetValue(shareTrunk) is bool share)
+            options = options with { ShareTrunk = share };
+        if (parseResult.GetResult(pruning) is { Implicit: false })
+            options = options with { Pruning = parseResult.GetValue(pruning) };
+        if (parseResult.GetValue(metric) is string m)
+            options = options with { ErrorMetric = m switch { "l1" => ErrorMetric.L1, "huber" => ErrorMetric.Huber, _ => ErrorMetric.L2 } };
+        if (parseResult.GetValue(precision) is string p)
+            options = options with { Precision = p == "bfloat16" ? InferencePrecision.BFloat16 : InferencePrecision.Float32 };
+        if (parseResult.GetValue(chunkSize) is int c)
+            options = options with { ChunkSize = c };
+        if (parseResult.GetValue(seed) is long s)
+            options = options with { Seed = s };
+        options.Validate();
+        return options;
+    }
+
+    /// <summary>
+    /// Everything in <paramref name="options"/> that changes predictions, as one line (for output and for the cache key).
+    /// The chunk size and device are left out: they change only float rounding.
+    /// </summary>
+    public static string Describe(BayesClassifierOptions options) => string.Create(CultureInfo.InvariantCulture,
+        $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={options.Precision}, seed={options.Seed}");
+
+    private static PruningSchedule? ParsePruning(ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value.Trim() : "";
+        if (text.Equals("none", StringComparison.OrdinalIgnoreCase))
+            return null;
+        var stages = new List<PruningStage>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var pieces = part.Split(':');
+            if (pieces.Length != 2
+                || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction)
+                || !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int keep))
+            {
+                result.AddError($"--pruning: '{part}' is not 'fraction:keep' (e.g. 0.2:3); use 'none' to turn pruning off.");
+                return null;
+            }
+            stages.Add(new PruningStage(fraction, keep));
+        }
+        try
+        {
+            return new PruningSchedule(stages);
+        }
+        catch (ArgumentException e)
+        {
+            result.AddError($"--pruning: {e.Message}");
+            return null;
+        }
+    }
+}

@@ -1,0 +1,132 @@
+using DiffusionClassifier.Cli.Infrastructure;
+using DiffusionClassifier.Imaging;
+using DiffusionClassifier.Serialization;
+using DiffusionClassifier.Tests.TestSupport;
+using SkiaSharp;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Tests.Cli;
+
+[Collection(SingleThreadedTorchCollection.Name)]
+public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<CliFixture>, IDisposable
+{
+    private readonly SingleThreadedTorch threads = new();
+
+    public void Dispose() => threads.Dispose();
+
+    private string[] Train(string output, int epochs) =>
+        ["train", "--data", fixture.DataFolder, "--features", "8", "--epochs", $"{epochs}", "--batch-size", "4", "--lr", "0.001",
+         "--seed", "3", "--output", output, "--checkpoint-minutes", "0"];
+
+    /// <summary>Continues the run of <see cref="Train"/>: the run's own settings come from the checkpoint.</summary>
+    private string[] Resume(string output, int epochs) =>
+        ["train", "--data", fixture.DataFolder, "--epochs", $"{epochs}", "--output", output, "--checkpoint-minutes", "0", "--resume"];
+
+    [Fact]
+    public void TrainThenResumeEqualsOneUninterruptedRun()
+    {
+        string resumed = fixture.NewPath("resumed.safetensors"), straight = fixture.NewPath("straight.safetensors");
+
+        var first = CliRunner.Run(Train(resumed, 1));
+        var second = CliRunner.Run(Resume(resumed, 2));
+        var once = CliRunner.Run(Train(straight, 2));
+
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.True(once.ExitCode == 0, once.ToString());
+        Assert.Contains("resuming at epoch 2, step 4", second.Out);
+        Assert.Contains("Trained 4 step(s)", second.Out);
+        Assert.Contains("Trained 8 step(s)", once.Out);
+        Assert.True(File.Exists(Path.ChangeExtension(resumed, null) + ".checkpoint.safetensors"));
+        using var a = ModelFile.Load(resumed);
+        using var b = ModelFile.Load(straight);
+        Assert.Equal("ema", a.Metadata["weights"]);
+        Assert.Equal("8", a.Metadata["trained_steps"]);
+        Assert.Equal(8, a.Model.Config.Features);
+        var wa = a.Model.state_dict();
+        var wb = b.Model.state_dict();
+        foreach (var (key, value) in wa)
+        {
+            using var diff = (value.to_type(ScalarType.Float64) - wb[key].to_type(ScalarType.Float64)).abs().max();
+            Assert.True(diff.item<double>() <= 1e-6, $"{key} differs by {diff.item<double>()}");
+        }
+        using var initial = TinyModels.Create(TinyModels.Config(features: 8, side: 28), seed: 3); // the CLI's initial weights for --seed 3
+        var start = initial.state_dict();
+        Assert.Contains(wa, p => p.Value.is_floating_point() && !p.Value.allclose(start[p.Key])); // it did train
+    }
+
+    [Fact]
+    public void CtrlCWritesACheckpointAndExitsWithOneLine()
+    {
+        string output = fixture.NewPath("cancelled.safetensors");
+        string checkpoint = Path.ChangeExtension(output, null) + ".checkpoint.safetensors";
+        using var cancellation = new CancellationTokenSource();
+
+        var run = CliRunner.Run(cancellation.Token, text =>
+        {
+            if (text.Contains("Training F = "))
+                cancellation.Cancel();
+        }, Train(output, 1));
+
+        Assert.True(run.ExitCode == ExitCodes.Interrupted, run.ToString());
+        var line = Assert.Single(run.ErrorLines);
+        Assert.StartsWith("error: interrupted at epoch 1, step 0: checkpoint saved to " + checkpoint, line);
+        Assert.Contains("--resume", line);
+        Assert.False(File.Exists(output));
+        using (var saved = ModelFile.Load(checkpoint))
+            Assert.Equal(8, saved.Model.Config.Features);
+
+        var resumed = CliRunner.Run(Resume(output, 1));
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Contains("Trained 4 step(s)", resumed.Out);
+        Assert.True(File.Exists(output));
+    }
+
+    [Fact]
+    public void ResumeRefusesSettingsOfTheRunAndANewRunRefusesAnExistingCheckpoint()
+    {
+        string output = fixture.NewPath("guard.safetensors");
+        Assert.Equal(0, CliRunner.Run(Train(output, 1)).ExitCode);
+
+        var changed = CliRunner.Run([.. Train(output, 2), "--resume"]);
+        var again = CliRunner.Run(Train(output, 1));
+        var nothing = CliRunner.Run(["train", "--data", fixture.DataFolder, "--output", fixture.NewPath("none.safetensors"), "--resume"]);
+
+        Assert.Equal(1, changed.ExitCode);
+        Assert.Contains("--features, --batch-size, --lr, --seed cannot be changed when resuming", Assert.Single(changed.ErrorLines));
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("already exists", Assert.Single(again.ErrorLines));
+        Assert.Equal(1, nothing.ExitCode);
+        Assert.Contains("Nothing to resume", Assert.Single(nothing.ErrorLines));
+    }
+
+    [Fact]
+    public void DemoClassifiesTheBuiltInDigitsAndWritesTheSampleGrid()
+    {
+        string png = fixture.NewPath("demo.png");
+
+        var run = CliRunner.Run("demo", "--model", fixture.ModelPath, "--count", "6", "--n", "2", "--per-digit", "2", "--output", png);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("Classifying the first 6 MNIST test digits", run.Out);
+        Assert.Contains("Confusion matrix", run.Out);
+        Assert.Matches(@"Accuracy \d+\.\d% on 6 digits, [\d.]+ images/s, [\d.]+ network evaluations per image", run.Out);
+        // One column per digit, two rows.
+        using var reference = zeros(20, 1, 28, 28);
+        using var composed = ImageGrid.Compose(reference, 10);
+        using var bitmap = SKBitmap.Decode(png);
+        Assert.Equal(((int)composed.shape[^1] * 3, (int)composed.shape[^2] * 3), (bitmap.Width, bitmap.Height));
+    }
+
+    [Fact]
+    public void NoCommandRunsTheDemo()
+    {
+        string png = fixture.NewPath("never.png");
+
+        var run = CliRunner.Run("--model", fixture.ModelPath, "--count", "3", "--n", "1", "--per-digit", "0", "--output", png);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("Classifying the first 3 MNIST test digits", run.Out);
+        Assert.False(File.Exists(png));
+    }
+}

@@ -1,0 +1,37 @@
+using DiffusionClassifier.Classification;
+using Microsoft.Extensions.Logging;
+
+namespace DiffusionClassifier.Pretrained;
+
+/// <summary>
+/// One-call construction of a <see cref="BayesClassifier"/> on the embedded default MNIST model
+/// (<see cref="PretrainedModels.LoadMnistDefault"/>), so that a host app needs no file:
+/// <code>
+/// using var classifier = DefaultClassifier.Create();
+/// var prediction = classifier.Predict(pixels, n: 20);   // 784 bytes or floats of a 28 x 28 digit, white on black
+/// Console.WriteLine($"{prediction.Label} ({prediction.Confidence:P1})");
+/// </code>
+/// </summary>
+public static class DefaultClassifier
+{
+    /// <summary>Loads the embedded default model and wraps it in a classifier that owns it.</summary>
+    /// <param name="options">The estimator; null uses <see cref="BayesClassifierOptions.Default"/>. Its
+    /// <see cref="BayesClassifierOptions.Device"/> (null: CPU) decides where the network runs.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>A classifier that owns the model: dispose it.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public static BayesClassifier Create(BayesClassifierOptions? options = null, ILogger<BayesClassifier>? logger = null)
+    {
+        using var loaded = PretrainedModels.LoadMnistDefault(options?.Device);
+        var model = loaded.DetachModel();
+        try
+        {
+            return new BayesClassifier(model, loaded.Scheduler, options, logger, ownsModel: true);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+}
