@@ -4,7 +4,8 @@ namespace DiffusionClassifier.Tests;
 
 /// <summary>
 /// Entry point of the test assembly when it is run as a program (<c>dotnet DiffusionClassifier.Core.Tests.dll ...</c>):
-/// the crash tests start it as a child process that trains and is then killed. Replaces the empty Main that
+/// the crash tests start it as a child process that trains and is then killed, and <see cref="GcStress"/> is a
+/// diagnostic run by hand. Replaces the empty Main that
 /// Microsoft.NET.Test.Sdk would generate; test runners never call it.
 /// </summary>
 public static class Program
@@ -14,7 +15,10 @@ public static class Program
     {
         if (args.Length > 0 && args[0] == CrashChild.Verb)
             return CrashChild.Run(args[1..]);
+        if (args.Length > 0 && args[0] == GcStress.Verb)
+            return GcStress.Run(args[1..]);
         Console.Error.WriteLine($"Usage: {CrashChild.Verb} <checkpoint> <spin | pause:written|flushed|renamed:N>");
+        Console.Error.WriteLine($"       {GcStress.Verb} [predicts per thread] [threads] [l2|huber]");
         return 2;
     }
 }

@@ -389,10 +389,11 @@ public sealed class BayesClassifier : IDisposable
                 predicted = owner.network.forward(xt.index_select(0, pairIndex), labels, rowT);
             }
 
-            var diff = predicted.to(ScalarType.Float32) - eps.index_select(0, pairIndex);
+            // Explicit alpha (a - b): see TorchScalars.
+            var diff = predicted.to(ScalarType.Float32).add(eps.index_select(0, pairIndex), TorchScalars.MinusOne);
             var loss = o.ErrorMetric switch
             {
-                ErrorMetric.L2 => diff.square(),
+                ErrorMetric.L2 => diff.pow(TorchScalars.Two), // square() is pow(2) with a temporary Scalar
                 ErrorMetric.L1 => diff.abs(),
                 _ => HuberLoss(diff),
             };
@@ -402,11 +403,13 @@ public sealed class BayesClassifier : IDisposable
                     errors[p][k] = perRow[row++];
         }
 
+        private static readonly Scalar Half = 0.5.ToScalar();
+
         private static Tensor HuberLoss(Tensor diff)
         {
             // PyTorch's huber_loss with delta 1: 0.5 d^2 where |d| < 1, |d| - 0.5 elsewhere.
             var a = diff.abs();
-            return where(a < 1, 0.5 * a.square(), a - 0.5);
+            return where(a.lt(TorchScalars.One), a.pow(TorchScalars.Two).mul(Half), a.add(Half, TorchScalars.MinusOne));
         }
     }
 }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Imaging;
@@ -60,7 +61,8 @@ public static class ImageGrid
 
         using var scope = NewDisposeScope();
         var source = images.detach().to(ScalarType.Float32, CPU);
-        var grid = full(new[] { c, layout.Rows * (h + padding) + padding, layout.Columns * (w + padding) + padding }, padValue, ScalarType.Float32);
+        using var pad = padValue.ToScalar(); // held for the call: see TorchScalars
+        var grid = full(new[] { c, layout.Rows * (h + padding) + padding, layout.Columns * (w + padding) + padding }, pad, ScalarType.Float32);
         for (int r = 0; r < layout.Rows; r++)
         {
             for (int col = 0; col < layout.Columns; col++)

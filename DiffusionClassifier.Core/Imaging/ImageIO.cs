@@ -171,10 +171,10 @@ public static class ImageIO
         if (w != width || h != height)
         {
             image = nn.functional.interpolate(image, new long[] { height, width }, mode: InterpolationMode.Bilinear,
-                align_corners: false, antialias: true).clamp(0, 1);
+                align_corners: false, antialias: true).clamp(TorchScalars.Zero, TorchScalars.One);
         }
         if (invert)
-            image = 1 - image;
+            image = image.neg().add_(TorchScalars.One, TorchScalars.One); // 1 - v, exactly; see TorchScalars
         return image.contiguous().MoveToOuterDisposeScope();
     }
 
@@ -202,7 +202,7 @@ public static class ImageIO
         if (scale > 1)
             x = x.repeat_interleave(scale, 1).repeat_interleave(scale, 2);
         // [C, H, W] -> [H, W, C] so that the bytes are interleaved per pixel.
-        var bytes = x.clamp(0, 1).mul(255).round().to(ScalarType.Byte).permute(1, 2, 0).contiguous();
+        var bytes = x.clamp(TorchScalars.Zero, TorchScalars.One).mul(TorchScalars.Byte).round().to(ScalarType.Byte).permute(1, 2, 0).contiguous();
         return (bytes.data<byte>().ToArray(), (int)chw[0], (int)x.shape[1], (int)x.shape[2]);
     }
 

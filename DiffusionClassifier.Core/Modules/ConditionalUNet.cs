@@ -152,8 +152,8 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
         var device = trunk.H.device;
         // A kept label enters as the NEGATED one-hot and a dropped label as zeros, exactly as the reference.
         var keep = contextMask is null
-            ? full(new[] { b, 1L }, -1.0, dtype, device)
-            : (contextMask.reshape(b, 1).to(dtype, device) - 1);
+            ? full(new[] { b, 1L }, TorchScalars.MinusOne, dtype, device)
+            : contextMask.reshape(b, 1).to(dtype, device).add(TorchScalars.MinusOne, TorchScalars.One);
         var onehot = functional.one_hot(labels.to(device), Config.Classes).to(dtype) * keep;
         var tt = t.reshape(b, 1).to(dtype, device);
 
@@ -162,8 +162,9 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
         var cemb2 = contextembed2.call(onehot).view(-1, f, 1, 1);
         var temb2 = timeembed2.call(tt).view(-1, f, 1, 1);
 
-        var u2 = up1.call(cemb1 * trunk.U1 + temb1, trunk.D2);
-        var u3 = up2.call(cemb2 * u2 + temb2, trunk.D1);
+        // Explicit alphas: see TorchScalars.
+        var u2 = up1.call(cemb1.mul(trunk.U1).add(temb1, TorchScalars.One), trunk.D2);
+        var u3 = up2.call(cemb2.mul(u2).add(temb2, TorchScalars.One), trunk.D1);
         return @out.call(cat([u3, trunk.H], 1)).MoveToOuterDisposeScope();
     }
 

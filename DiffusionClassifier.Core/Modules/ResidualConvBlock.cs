@@ -14,7 +14,8 @@ namespace DiffusionClassifier.Modules;
 public sealed class ResidualConvBlock : Module<Tensor, Tensor>
 {
     // The reference divides by the literal 1.414, not sqrt(2).
-    private const double ResidualScale = 1.414;
+    // A process-lifetime Scalar: see TorchScalars (TorchSharp can free a temporary one during the call).
+    private static readonly Scalar ResidualScale = 1.414.ToScalar();
 
     private readonly Sequential conv1;
     private readonly Sequential conv2;
@@ -40,7 +41,7 @@ public sealed class ResidualConvBlock : Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var x1 = conv1.call(x);
         var x2 = conv2.call(x1);
-        var result = isRes ? (sameChannels ? x + x2 : x1 + x2).div_(ResidualScale) : x2;
+        var result = isRes ? (sameChannels ? x : x1).add(x2, TorchScalars.One).div_(ResidualScale) : x2;
         return result.MoveToOuterDisposeScope();
     }
 }

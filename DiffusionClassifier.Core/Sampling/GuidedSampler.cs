@@ -3,6 +3,7 @@ using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Sampling;
@@ -224,6 +225,10 @@ public sealed class GuidedSampler
         using var scope = NewDisposeScope();
         double w = options.GuidanceWeight, tNorm = t / (double)scheduler.NumTrainTimesteps;
         long batch = x.shape[0], chunk = options.ChunkSize;
+        // Scalars held for the whole call and explicit alphas: see TorchScalars.
+        using var tScalar = tNorm.ToScalar();
+        using var conditional = (1 + w).ToScalar();
+        using var unconditional = w.ToScalar();
         var eps = empty_like(x);
         for (long start = 0; start < batch; start += chunk)
         {
@@ -236,7 +241,7 @@ public sealed class GuidedSampler
             Tensor e;
             if (w == 0)
             {
-                e = model.Head(trunk, cc, full(new[] { n }, tNorm, x.dtype, x.device));
+                e = model.Head(trunk, cc, full(new[] { n }, tScalar, x.dtype, x.device));
             }
             else
             {
@@ -244,8 +249,8 @@ public sealed class GuidedSampler
                 var rows = arange(n, ScalarType.Int64, x.device).repeat(2);
                 using var doubled = trunk.Select(rows);
                 var mask = cat([zeros(n, x.dtype, x.device), ones(n, x.dtype, x.device)]);
-                var both = model.Head(doubled, cat([cc, cc]), full(new[] { 2 * n }, tNorm, x.dtype, x.device), mask);
-                e = both.narrow(0, 0, n) * (1 + w) - both.narrow(0, n, n) * w;
+                var both = model.Head(doubled, cat([cc, cc]), full(new[] { 2 * n }, tScalar, x.dtype, x.device), mask);
+                e = both.narrow(0, 0, n).mul(conditional).add(both.narrow(0, n, n).mul(unconditional), TorchScalars.MinusOne);
             }
             eps.narrow(0, start, n).copy_(e);
         }

@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Scheduling;
@@ -108,7 +109,8 @@ public sealed class DdpmScheduler
         shape[0] = b;
         var a = Gather(sqrtAlphaBars, timesteps, originalSamples).reshape(shape);
         var s = Gather(sqrtOneMinusAlphaBars, timesteps, originalSamples).reshape(shape);
-        return (a * originalSamples + s * noise).MoveToOuterDisposeScope();
+        // Explicit alpha: see TorchScalars.
+        return a.mul(originalSamples).add(s.mul(noise), TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -138,8 +140,12 @@ public sealed class DdpmScheduler
             RequireLike(noise, sample, nameof(noise));
         }
         using var scope = NewDisposeScope();
-        var mean = (sample - modelOutput * mabOverSqrtMab[timestep]) * oneOverSqrtAlphas[timestep];
-        var result = timestep > 1 ? mean + noise! * sqrtBetas[timestep] : mean;
+        // Scalars held for the whole call and explicit alphas: see TorchScalars.
+        using var mab = mabOverSqrtMab[timestep].ToScalar();
+        using var scale = oneOverSqrtAlphas[timestep].ToScalar();
+        using var sigma = sqrtBetas[timestep].ToScalar();
+        var mean = sample.add(modelOutput.mul(mab), TorchScalars.MinusOne).mul(scale);
+        var result = timestep > 1 ? mean.add(noise!.mul(sigma), TorchScalars.One) : mean;
         return result.MoveToOuterDisposeScope();
     }
 
@@ -167,7 +173,8 @@ public sealed class DdpmScheduler
     {
         ArgumentNullException.ThrowIfNull(timesteps);
         using var scope = NewDisposeScope();
-        return (timesteps.to(ScalarType.Float64) / NumTrainTimesteps).to(dtype).MoveToOuterDisposeScope();
+        using var steps = NumTrainTimesteps.ToScalar();
+        return timesteps.to(ScalarType.Float64).div(steps).to(dtype).MoveToOuterDisposeScope();
     }
 
     /// <summary>Draws <paramref name="count"/> timesteps uniformly from 1..T (reference training and classifier).</summary>
