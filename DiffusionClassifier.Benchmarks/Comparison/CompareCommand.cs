@@ -1,0 +1,336 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Benchmarks.Comparison;
+
+/// <summary>
+/// The <c>compare</c> mode: runs tools/pytorch/reference_benchmark.py (PyTorch), then the same measurements on this
+/// library with the same timing method (<see cref="Timing"/>), and prints markdown tables with the ratio ours ÷
+/// theirs. <c>dotnet run -c Release --project DiffusionClassifier.Benchmarks -- compare</c>.
+/// </summary>
+public static class CompareCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    /// <summary>Runs the comparison and writes the report.</summary>
+    /// <param name="args">Arguments after <c>compare</c> (see <see cref="CompareOptions.Usage"/>).</param>
+    /// <param name="output">Where the report goes.</param>
+    /// <returns>The process exit code: 0, or 2 for bad arguments, 1 when PyTorch failed.</returns>
+    public static int Run(IReadOnlyList<string> args, TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        CompareOptions options;
+        try
+        {
+            options = CompareOptions.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            Console.Error.WriteLine(CompareOptions.Usage);
+            return 2;
+        }
+
+        BenchmarkEnvironment.Initialize(options.Threads);
+        var report = new JsonObject
+        {
+            ["machine"] = MachineInfo(),
+            ["options"] = JsonSerializer.SerializeToNode(new
+            {
+                options.Widths, options.Chunks, EstimatorWidths = options.EstimatorWidths ?? options.Widths, options.N,
+                options.EstimatorChunk, options.MatmulSize, options.Warmup, options.Repeats,
+                Threads = get_num_threads(), Variant = options.Variant.ToString(),
+            }),
+        };
+
+        JsonNode? theirs = null;
+        if (!options.Skip.Contains("pytorch"))
+        {
+            theirs = options.PyTorchJson is not null ? JsonNode.Parse(File.ReadAllText(options.PyTorchJson)) : RunPyTorch(options);
+            if (theirs is null)
+                return 1;
+        }
+        report["pytorch"] = theirs?.DeepClone();
+        var ours = MeasureOurs(options);
+        report["ours"] = ours;
+
+        WriteTables(output, options, report);
+        if (options.JsonOutput is not null)
+            File.WriteAllText(options.JsonOutput, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        return 0;
+    }
+
+    /// <summary>Our side: matmul ceiling, forward throughput, and the classifiers, with the same timing method.</summary>
+    /// <param name="options">What to measure.</param>
+    public static JsonObject MeasureOurs(CompareOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var result = new JsonObject
+        {
+            ["implementation"] = "torchsharp",
+            ["torchsharp"] = typeof(Tensor).Assembly.GetName().Version?.ToString(),
+            ["threads"] = get_num_threads(),
+            ["device"] = BenchmarkEnvironment.Device.ToString(),
+            ["load_average_start"] = Timing.LoadAverage(),
+        };
+        using var gen = new Generator(2);
+
+        if (!options.Skip.Contains("matmul"))
+        {
+            using var scope = NewDisposeScope();
+            using var mode = inference_mode();
+            long n = options.MatmulSize;
+            var a = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
+            var b = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
+            var (median, samples) = Timing.Measure(() =>
+            {
+                using var c = a.mm(b);
+                BenchmarkEnvironment.Synchronize();
+            }, options.Warmup, options.Repeats);
+            result["matmul"] = new JsonObject
+            {
+                ["size"] = n, ["median_s"] = median, ["samples_s"] = ToJson(samples), ["gflops"] = FlopCounter.Matmul(n) / median / 1e9,
+            };
+        }
+
+        var forward = new JsonArray();
+        if (!options.Skip.Contains("forward"))
+        {
+            foreach (int f in options.Widths)
+            {
+                var config = ConditionalUNetConfig.Mnist(f);
+                using var model = BenchmarkEnvironment.CreateModel(config);
+                ForwardVariants.Apply(model, options.Variant);
+                foreach (int chunk in options.Chunks)
+                {
+                    using var scope = NewDisposeScope();
+                    var (x32, labels, t) = BenchmarkEnvironment.CreateInputs(config, chunk);
+                    x32.MoveToOuterDisposeScope(); labels.MoveToOuterDisposeScope(); t.MoveToOuterDisposeScope();
+                    var x = ForwardVariants.Input(x32, options.Variant);
+                    if (options.Variant.IsBFloat16())
+                        t = t.to(ScalarType.BFloat16);
+                    var (median, samples) = Timing.Measure(() =>
+                    {
+                        using var mode = inference_mode();
+                        using var inner = NewDisposeScope();
+                        model.forward(x, labels, t);
+                        BenchmarkEnvironment.Synchronize();
+                    }, options.Warmup, options.Repeats);
+                    forward.Add(new JsonObject
+                    {
+                        ["features"] = f, ["chunk"] = chunk, ["median_s"] = median, ["samples_s"] = ToJson(samples),
+                        ["images_per_s"] = chunk / median, ["gflops"] = chunk * FlopCounter.Forward(config) / median / 1e9,
+                    });
+                }
+            }
+        }
+        result["forward"] = forward;
+
+        var estimators = new JsonArray();
+        if (!options.Skip.Contains("estimator"))
+        {
+            var scheduler = new DdpmScheduler();
+            foreach (int f in options.EstimatorWidths ?? options.Widths)
+            {
+                var config = ConditionalUNetConfig.Mnist(f);
+                using var model = BenchmarkEnvironment.CreateModel(config);
+                using var image = rand(new long[] { 1, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
+                var (median, samples) = Timing.Measure(() =>
+                {
+                    ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen);
+                    BenchmarkEnvironment.Synchronize();
+                }, Math.Max(1, options.Warmup / 2), options.Repeats);
+                estimators.Add(EstimatorJson("reference", f, options.N, median, samples, options.N * config.Classes,
+                    options.N * config.Classes * FlopCounter.Forward(config)));
+            }
+        }
+        result["estimator"] = estimators;
+        result["load_average_end"] = Timing.LoadAverage();
+        return result;
+    }
+
+    private static JsonObject EstimatorJson(string method, int features, int n, double median, double[] samples, double evaluations, double flops) => new()
+    {
+        ["method"] = method, ["features"] = features, ["n"] = n, ["median_s"] = median, ["samples_s"] = ToJson(samples),
+        ["images_per_s"] = 1 / median, ["evaluations_per_image"] = evaluations, ["gflops"] = flops / median / 1e9,
+    };
+
+    private static JsonArray ToJson(double[] values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+
+    /// <summary>Runs the PyTorch script with the same configuration and returns its JSON, or null on failure.</summary>
+    private static JsonNode? RunPyTorch(CompareOptions options)
+    {
+        string script = options.Script ?? FindScript()
+            ?? throw new FileNotFoundException("tools/pytorch/reference_benchmark.py not found above the current folder; pass --script.");
+        var psi = new ProcessStartInfo(options.Python)
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(script);
+        foreach (var (name, value) in new (string, string)[]
+                 {
+                     ("--widths", string.Join(',', options.Widths)), ("--chunks", string.Join(',', options.Chunks)),
+                     ("--estimator-widths", string.Join(',', options.EstimatorWidths ?? options.Widths)),
+                     ("--n", options.N.ToString(Inv)), ("--estimator-chunk", options.EstimatorChunk.ToString(Inv)),
+                     ("--matmul-size", options.MatmulSize.ToString(Inv)), ("--warmup", options.Warmup.ToString(Inv)),
+                     ("--repeats", options.Repeats.ToString(Inv)), ("--threads", get_num_threads().ToString(Inv)),
+                     ("--json", "-"),
+                 })
+        {
+            psi.ArgumentList.Add(name);
+            psi.ArgumentList.Add(value);
+        }
+        var skip = options.Skip.Where(s => s is "matmul" or "forward" or "estimator").ToArray();
+        if (skip.Length > 0)
+        {
+            psi.ArgumentList.Add("--skip");
+            psi.ArgumentList.Add(string.Join(',', skip));
+        }
+        // Debian's OpenBLAS misdetects these CPUs and runs its slowest kernels unless told the core type.
+        if (Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is null)
+            psi.Environment["OPENBLAS_CORETYPE"] = "SkylakeX";
+        Console.Error.WriteLine($"Running PyTorch: {options.Python} {string.Join(' ', psi.ArgumentList)}");
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start '{options.Python}'.");
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            Console.Error.WriteLine($"PyTorch script failed with exit code {process.ExitCode}.");
+            return null;
+        }
+        return JsonNode.Parse(stdout);
+    }
+
+    private static string? FindScript()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "tools", "pytorch", "reference_benchmark.py");
+                if (File.Exists(candidate))
+                    return candidate;
+            }
+        }
+        return null;
+    }
+
+    private static JsonObject MachineInfo()
+    {
+        string cpu = "unknown";
+        try
+        {
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        }
+        catch (IOException) { }
+        return new JsonObject
+        {
+            ["cpu"] = cpu,
+            ["logical_processors"] = Environment.ProcessorCount,
+            ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            ["dotnet"] = Environment.Version.ToString(),
+            ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", Inv),
+        };
+    }
+
+    /// <summary>Writes the markdown tables of a report (the JSON written by --json has the same shape).</summary>
+    /// <param name="output">Destination.</param>
+    /// <param name="options">The options the report was made with.</param>
+    /// <param name="report">The report.</param>
+    public static void WriteTables(TextWriter output, CompareOptions options, JsonObject report)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(report);
+        var theirs = report["pytorch"];
+        var ours = report["ours"]!;
+        var machine = report["machine"]!;
+        var sb = new StringBuilder();
+        sb.AppendLine(Inv, $"Machine: {machine["cpu"]}, {machine["logical_processors"]} logical processors, {machine["os"]}, .NET {machine["dotnet"]}, {machine["date_utc"]} UTC.");
+        sb.AppendLine(Inv, $"Threads: {ours["threads"]} (ours), {theirs?["threads"]?.ToString() ?? "-"} (PyTorch). Timing: median of {options.Repeats} timed runs after {options.Warmup} warm-up runs (estimators: {Math.Max(1, options.Warmup / 2)} warm-up runs).");
+        sb.AppendLine(Inv, $"Load average (1 min): PyTorch run {F(theirs?["load_average_start"])} -> {F(theirs?["load_average_end"])}; our run {F(ours["load_average_start"])} -> {F(ours["load_average_end"])}.");
+        sb.AppendLine(Inv, $"PyTorch {theirs?["torch"]?.ToString() ?? "-"} (mkldnn {theirs?["mkldnn"]?.ToString() ?? "-"}, OPENBLAS_CORETYPE={theirs?["openblas_coretype"]?.ToString() ?? "-"}); TorchSharp {ours["torchsharp"]} on {ours["device"]}; our forward variant: {options.Variant}.");
+
+        double? ourMatmul = ours["matmul"]?["gflops"]?.GetValue<double>();
+        double? theirMatmul = theirs?["matmul"]?["gflops"]?.GetValue<double>();
+        double? ceiling = ourMatmul is null && theirMatmul is null ? null : Math.Max(ourMatmul ?? 0, theirMatmul ?? 0);
+        if (ceiling is not null)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv, $"Matmul ceiling (float32 {options.MatmulSize}x{options.MatmulSize}, GFLOP/s): PyTorch {F(theirMatmul)}, TorchSharp {F(ourMatmul)}.");
+        }
+
+        var ourForward = ours["forward"]!.AsArray();
+        if (ourForward.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("| F | chunk | PyTorch images/s | ours images/s | ours ÷ PyTorch | PyTorch GFLOP/s | ours GFLOP/s | ours % of ceiling |");
+            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in ourForward)
+            {
+                int f = row!["features"]!.GetValue<int>(), chunk = row["chunk"]!.GetValue<int>();
+                double ourRate = row["images_per_s"]!.GetValue<double>();
+                double ourGflops = row["gflops"]!.GetValue<double>();
+                double? theirRate = theirs?["forward"]?.AsArray()
+                    .FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["chunk"]!.GetValue<int>() == chunk)?["images_per_s"]?.GetValue<double>();
+                double? theirGflops = theirRate * FlopCounter.Forward(ConditionalUNetConfig.Mnist(f)) / 1e9;
+                sb.AppendLine(Inv, $"| {f} | {chunk} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(theirGflops)} | {F(ourGflops)} | {Percent(ourGflops, ceiling)} |");
+            }
+        }
+
+        var ourEstimators = ours["estimator"]!.AsArray();
+        if (ourEstimators.Count > 0)
+        {
+            var methods = ourEstimators.Select(r => r!["method"]!.GetValue<string>()).Distinct().ToArray();
+            sb.AppendLine();
+            sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; evaluations per image in brackets; reference estimator rows per forward: {(options.EstimatorChunk > 0 ? options.EstimatorChunk : options.N * 10)}):");
+            sb.AppendLine();
+            sb.Append("| F | PyTorch reference |");
+            foreach (var m in methods)
+                sb.Append(Inv, $" ours: {MethodTitle(m)} | ÷ PyTorch |");
+            sb.AppendLine();
+            sb.Append("|---:|---:|");
+            foreach (var _ in methods)
+                sb.Append("---:|---:|");
+            sb.AppendLine();
+            foreach (int f in ourEstimators.Select(r => r!["features"]!.GetValue<int>()).Distinct())
+            {
+                var their = theirs?["estimator"]?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == f);
+                double? theirRate = their?["images_per_s"]?.GetValue<double>();
+                sb.Append(Inv, $"| {f} | {F(theirRate, 3)} [{their?["evaluations_per_image"]?.ToString() ?? "-"}] |");
+                foreach (var m in methods)
+                {
+                    var mine = ourEstimators.FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["method"]!.GetValue<string>() == m);
+                    double? rate = mine?["images_per_s"]?.GetValue<double>();
+                    sb.Append(Inv, $" {F(rate, 3)} [{F(mine?["evaluations_per_image"]?.GetValue<double>(), 0)}] | {Ratio(rate, theirRate)} |");
+                }
+                sb.AppendLine();
+            }
+        }
+        output.Write(sb.ToString());
+    }
+
+    private static string MethodTitle(string method) => method switch
+    {
+        "reference" => "same estimator",
+        _ => method,
+    };
+
+    private static string F(JsonNode? node) => node is null ? "-" : F(node.GetValue<double>());
+
+    private static string F(double? value, int decimals = 1) =>
+        value is null ? "-" : value.Value.ToString("F" + decimals.ToString(Inv), Inv);
+
+    private static string Ratio(double? ours, double? theirs) =>
+        ours is null || theirs is null || theirs <= 0 ? "-" : (ours.Value / theirs.Value).ToString("0.00", Inv) + "×";
+
+    private static string Percent(double value, double? ceiling) =>
+        ceiling is null or <= 0 ? "-" : (100 * value / ceiling.Value).ToString("0", Inv) + "%";
+}

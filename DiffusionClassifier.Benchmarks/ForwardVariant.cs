@@ -1,0 +1,82 @@
+using TorchSharp;
+using DiffusionClassifier.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Benchmarks;
+
+/// <summary>Ways of running the same forward pass, compared by <see cref="ForwardVariantBenchmarks"/>.</summary>
+public enum ForwardVariant
+{
+    /// <summary>float32, contiguous (NCHW) tensors: what the library does.</summary>
+    Float32,
+    /// <summary>float32 with the input and the 4-D weights in channels-last (NHWC) strides.</summary>
+    ChannelsLast,
+    /// <summary>bfloat16 weights and input, contiguous.</summary>
+    BFloat16,
+    /// <summary>bfloat16 and channels-last.</summary>
+    ChannelsLastBFloat16,
+}
+
+/// <summary>Applies a <see cref="ForwardVariant"/> to a model and its inputs.</summary>
+public static class ForwardVariants
+{
+    /// <summary>Whether the variant uses bfloat16.</summary>
+    /// <param name="variant">The variant.</param>
+    public static bool IsBFloat16(this ForwardVariant variant) =>
+        variant is ForwardVariant.BFloat16 or ForwardVariant.ChannelsLastBFloat16;
+
+    /// <summary>Whether the variant uses channels-last strides.</summary>
+    /// <param name="variant">The variant.</param>
+    public static bool IsChannelsLast(this ForwardVariant variant) =>
+        variant is ForwardVariant.ChannelsLast or ForwardVariant.ChannelsLastBFloat16;
+
+    /// <summary>
+    /// The same values as <paramref name="x"/> (a 4-D NCHW tensor) with channels-last strides: TorchSharp 0.107
+    /// has no <c>memory_format</c> argument, but libtorch picks the layout from the strides.
+    /// </summary>
+    /// <param name="x">A 4-D tensor.</param>
+    /// <returns>A new tensor the caller owns.</returns>
+    public static Tensor ToChannelsLast(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        using var nhwc = x.permute(0, 2, 3, 1).contiguous();
+        return nhwc.permute(0, 3, 1, 2);
+    }
+
+    /// <summary>Whether a 4-D tensor has channels-last strides (the channel stride is 1).</summary>
+    /// <param name="x">A 4-D tensor.</param>
+    public static bool IsChannelsLast(Tensor x) => x.dim() == 4 && x.shape[1] > 1 && x.stride(1) == 1;
+
+    /// <summary>Converts the model's weights in place: dtype, then 4-D parameters to channels-last strides.</summary>
+    /// <param name="model">The network.</param>
+    /// <param name="variant">The variant.</param>
+    public static void Apply(ConditionalUNet model, ForwardVariant variant)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (variant.IsBFloat16())
+            model.to(ScalarType.BFloat16);
+        if (!variant.IsChannelsLast())
+            return;
+        using var _ = no_grad();
+        foreach (var p in model.parameters())
+        {
+            if (p.dim() != 4)
+                continue;
+            using var converted = ToChannelsLast(p);
+            p.set_(converted);
+        }
+    }
+
+    /// <summary>The input converted for the variant (a new tensor the caller owns).</summary>
+    /// <param name="x">Images [B, C, H, W], float32.</param>
+    /// <param name="variant">The variant.</param>
+    public static Tensor Input(Tensor x, ForwardVariant variant)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        using var scope = NewDisposeScope();
+        var y = variant.IsBFloat16() ? x.to(ScalarType.BFloat16) : x.clone();
+        if (variant.IsChannelsLast())
+            y = ToChannelsLast(y);
+        return y.MoveToOuterDisposeScope();
+    }
+}
