@@ -54,16 +54,20 @@ public static class BenchmarkEnvironment
         Smoke ? new ConditionalUNetConfig(InChannels: 1, Features: 8, Classes: 10, Height: 8, Width: 8) : ConditionalUNetConfig.Mnist(features);
 
     /// <summary>
-    /// A network with random (seeded) weights on <see cref="Device"/> in eval mode: speed does not depend on the
-    /// weights. The caller owns it.
+    /// Builds the networks of <see cref="CreateModel"/> instead of the constructor when set (tests use it to create
+    /// models under their own seeding lock).
+    /// </summary>
+    public static Func<ConditionalUNetConfig, ConditionalUNet>? ModelFactory { get; set; }
+
+    /// <summary>
+    /// A network with random weights on <see cref="Device"/> in eval mode: speed does not depend on the weights. The
+    /// caller owns it.
     /// </summary>
     /// <param name="config">The architecture.</param>
-    /// <param name="seed">Seed of the initialisation.</param>
-    public static ConditionalUNet CreateModel(ConditionalUNetConfig config, long seed = 1)
+    public static ConditionalUNet CreateModel(ConditionalUNetConfig config)
     {
-        // Module initialisation draws from the global generator.
-        manual_seed(seed);
-        var model = new ConditionalUNet(config);
+        // The global generator is left unseeded: tests running in parallel may rely on its sequence.
+        var model = ModelFactory?.Invoke(config) ?? new ConditionalUNet(config);
         model.to(Device);
         model.eval();
         return model;

@@ -43,9 +43,19 @@ public static class ForwardVariants
         return nhwc.permute(0, 3, 1, 2);
     }
 
-    /// <summary>Whether a 4-D tensor has channels-last strides (the channel stride is 1).</summary>
+    /// <summary>
+    /// Whether a 4-D tensor has channels-last strides (channel stride 1, pixels C elements apart). As in libtorch,
+    /// the stride of a dimension of size 1 does not matter, so a one-channel tensor is both layouts at once.
+    /// </summary>
     /// <param name="x">A 4-D tensor.</param>
-    public static bool IsChannelsLast(Tensor x) => x.dim() == 4 && x.shape[1] > 1 && x.stride(1) == 1;
+    public static bool IsChannelsLast(Tensor x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (x.dim() != 4)
+            return false;
+        long c = x.shape[1], h = x.shape[2], w = x.shape[3];
+        return (c == 1 || x.stride(1) == 1) && (w == 1 || x.stride(3) == c) && (h == 1 || x.stride(2) == c * w);
+    }
 
     /// <summary>Converts the model's weights in place: dtype, then 4-D parameters to channels-last strides.</summary>
     /// <param name="model">The network.</param>

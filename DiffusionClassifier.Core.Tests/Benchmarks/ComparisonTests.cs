@@ -1,0 +1,122 @@
+using System.Text.Json.Nodes;
+using DiffusionClassifier.Benchmarks;
+using DiffusionClassifier.Benchmarks.Comparison;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Tests.TestSupport;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Tests.Benchmarks;
+
+public class ComparisonTests
+{
+    [Fact]
+    public void MedianIsPythonsStatisticsMedian()
+    {
+        Assert.Equal(2.0, Timing.Median([3.0, 1.0, 2.0]));
+        Assert.Equal(2.5, Timing.Median([4.0, 1.0, 2.0, 3.0]));
+        Assert.Equal(7.0, Timing.Median([7.0]));
+        Assert.Throws<ArgumentException>(() => Timing.Median([]));
+    }
+
+    [Fact]
+    public void MeasureRunsWarmupThenRepeatsAndTimesOnlyTheRepeats()
+    {
+        int calls = 0;
+        var (median, samples) = Timing.Measure(() =>
+        {
+            calls++;
+            if (calls > 2)
+                Thread.Sleep(20);
+        }, warmup: 2, repeats: 3);
+        Assert.Equal(5, calls);
+        Assert.Equal(3, samples.Length);
+        Assert.InRange(median, 0.015, 5);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, -1, 1));
+    }
+
+    [Fact]
+    public void OptionsParseAndRejectBadValuesByName()
+    {
+        var o = CompareOptions.Parse(["--widths", "32,64", "--n", "5", "--variant", "channelslast", "--skip", "pytorch,matmul", "--threads", "1"]);
+        Assert.Equal([32, 64], o.Widths);
+        Assert.Equal(5, o.N);
+        Assert.Equal(ForwardVariant.ChannelsLast, o.Variant);
+        Assert.Equal(1, o.Threads);
+        Assert.True(o.Skip.SetEquals(["pytorch", "matmul"]));
+        Assert.Equal([10, 32, 64, 128], CompareOptions.Parse([]).Chunks);
+        Assert.Contains("--n", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--n", "0"])).Message);
+        Assert.Contains("--widths", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--widths", "32,x"])).Message);
+        Assert.Contains("'--bogus'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--bogus"])).Message);
+        Assert.Contains("--repeats", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--repeats"])).Message);
+        Assert.Contains("'fp8'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--variant", "fp8"])).Message);
+        Assert.Contains("'gpu'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--skip", "gpu"])).Message);
+    }
+
+    [Fact]
+    public void TablesShowRatiosAndShareOfTheCeiling()
+    {
+        var options = CompareOptions.Parse(["--widths", "32", "--chunks", "10"]);
+        double flops = FlopCounter.Forward(ConditionalUNetConfig.Mnist(32));
+        var report = new JsonObject
+        {
+            ["machine"] = new JsonObject { ["cpu"] = "test cpu", ["logical_processors"] = 2, ["os"] = "os", ["dotnet"] = "10", ["date_utc"] = "now" },
+            ["pytorch"] = JsonNode.Parse("""
+                {"torch":"1.13","threads":2,"mkldnn":true,"openblas_coretype":"SkylakeX","load_average_start":1.0,"load_average_end":1.5,
+                 "matmul":{"gflops":100.0},
+                 "forward":[{"features":32,"chunk":10,"images_per_s":200.0}],
+                 "estimator":[{"features":32,"n":20,"images_per_s":0.5,"evaluations_per_image":200}]}
+                """),
+            ["ours"] = new JsonObject
+            {
+                ["threads"] = 2, ["torchsharp"] = "0.107", ["device"] = "cpu", ["load_average_start"] = 0.5, ["load_average_end"] = 0.7,
+                ["matmul"] = new JsonObject { ["gflops"] = 80.0 },
+                ["forward"] = new JsonArray(new JsonObject { ["features"] = 32, ["chunk"] = 10, ["images_per_s"] = 300.0, ["gflops"] = 300 * flops / 1e9 }),
+                ["estimator"] = new JsonArray(new JsonObject { ["method"] = "reference", ["features"] = 32, ["images_per_s"] = 1.25, ["evaluations_per_image"] = 200.0 }),
+            },
+        };
+        var writer = new StringWriter();
+        CompareCommand.WriteTables(writer, options, report);
+        string text = writer.ToString();
+        double ourGflops = 300 * flops / 1e9;
+        // Ratio 300 / 200, GFLOP/s of both sides, and the share of the larger matmul (100 GFLOP/s).
+        Assert.Contains($"| 32 | 10 | 200.0 | 300.0 | 1.50× | {200 * flops / 1e9:F1} | {ourGflops:F1} | {100 * ourGflops / 100:0}% |", text);
+        Assert.Contains("PyTorch 100.0, TorchSharp 80.0", text);
+        Assert.Contains("| 32 | 0.500 [200] | 1.250 [200] | 2.50× |", text);
+        Assert.Contains("PyTorch run 1.0 -> 1.5; our run 0.5 -> 0.7", text);
+    }
+
+    [Fact]
+    public void ReferenceEstimatorIsTheArgminOfPairedMeanErrorsWhateverTheChunking()
+    {
+        var config = new ConditionalUNetConfig(1, 8, 10, 8, 8);
+        using var model = TinyModels.Create(config, seed: 11);
+        model.eval();
+        var scheduler = new DdpmScheduler(50);
+        using var image = rand(new long[] { 1, 1, 8, 8 }, generator: new Generator(4));
+        const int n = 6;
+        int expected;
+        {
+            // Independent arrangement: one batch per class holding all n pairs, drawn in the same order from the
+            // same seed (timesteps first, then the noise).
+            using var scope = NewDisposeScope();
+            using var mode = inference_mode();
+            var gen = new Generator(21);
+            var ts = scheduler.SampleTimesteps(n, gen);
+            var eps = randn(new long[] { n, 1, 8, 8 }, generator: gen);
+            var xt = scheduler.AddNoise(image.expand(n, 1, 8, 8), eps, ts);
+            var tt = scheduler.NormalizeTimesteps(ts);
+            var scores = new double[10];
+            for (int c = 0; c < 10; c++)
+            {
+                var pred = model.forward(xt, full(new long[] { n }, c, ScalarType.Int64), tt);
+                scores[c] = (pred - eps).square().mean(new long[] { 1, 2, 3 }).mean().item<float>();
+            }
+            expected = Array.IndexOf(scores, scores.Min());
+        }
+        foreach (int chunk in new[] { 0, 1, 7, 10, 60 })
+            Assert.Equal(expected, ReferenceEstimator.Classify(model, scheduler, image, n, chunk, new Generator(21)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReferenceEstimator.Classify(model, scheduler, image, 0, 1, new Generator(1)));
+    }
+}
