@@ -87,14 +87,19 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
     }
 
     /// <summary>Runs the label-independent part: <c>init_conv</c>, <c>down1</c>, <c>down2</c>, <c>to_vec</c>, <c>up0</c>.</summary>
-    /// <param name="x">Noisy images [B, C, H, W].</param>
+    /// <param name="x">Noisy images [B, C, H, W], with the dtype and device of the network's weights.</param>
     /// <returns>The activations the head needs. The caller owns (and disposes) them.</returns>
+    /// <exception cref="ArgumentException">The shape, dtype or device of <paramref name="x"/> does not fit.</exception>
     public UNetTrunk Trunk(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4 || x.shape[1] != Config.InChannels || x.shape[2] != Config.Height || x.shape[3] != Config.Width)
             throw new ArgumentException(
                 $"Expected images of shape [B, {Config.InChannels}, {Config.Height}, {Config.Width}] but got [{string.Join(", ", x.shape)}].", nameof(x));
+        var weight = @out.FinalWeight;
+        if (x.dtype != weight.dtype || x.device_type != weight.device_type || x.device_index != weight.device_index)
+            throw new ArgumentException(
+                $"The images are {x.dtype} on {x.device} but the network's weights are {weight.dtype} on {weight.device}.", nameof(x));
         using var scope = NewDisposeScope();
         var h = init_conv.call(x);
         var d1 = down1.call(h);
@@ -105,10 +110,12 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
 
     /// <summary>Runs the label-dependent part on a trunk: embeddings, <c>up1</c>, <c>up2</c>, <c>out</c>.</summary>
     /// <param name="trunk">Activations from <see cref="Trunk"/>, batch B.</param>
-    /// <param name="labels">Class labels [B], int64.</param>
-    /// <param name="t">Normalised timesteps [B] or [B, 1, 1, 1].</param>
+    /// <param name="labels">Class labels [B], int64, each in [0, Classes).</param>
+    /// <param name="t">Normalised timesteps <c>t / n_T</c>, floating point, [B] or [B, 1, 1, 1].</param>
     /// <param name="contextMask">[B], 1 = drop the label; null keeps all labels.</param>
     /// <returns>The predicted noise [B, C, H, W]. The caller owns it.</returns>
+    /// <exception cref="ArgumentException">A shape or dtype does not match the trunk.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label lies outside [0, Classes).</exception>
     public Tensor Head(UNetTrunk trunk, Tensor labels, Tensor t, Tensor? contextMask = null)
     {
         ArgumentNullException.ThrowIfNull(trunk);
@@ -121,18 +128,29 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
             throw new ArgumentException($"Expected int64 labels but got {labels.dtype}.", nameof(labels));
         if (t.numel() != b)
             throw new ArgumentException($"Expected {b} timesteps but got {t.numel()}.", nameof(t));
+        if (!t.is_floating_point())
+            throw new ArgumentException($"Expected floating-point normalised timesteps t / n_T but got {t.dtype}.", nameof(t));
         if (contextMask is not null && contextMask.numel() != b)
             throw new ArgumentException($"Expected a context mask of {b} entries but got {contextMask.numel()}.", nameof(contextMask));
 
         using var scope = NewDisposeScope();
+        if (b > 0)
+        {
+            // one_hot would fail with a native error (or, on some devices, not at all) on an out-of-range label.
+            long min = labels.min().item<long>(), max = labels.max().item<long>();
+            if (min < 0 || max >= Config.Classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), min < 0 ? min : max,
+                    $"Labels must lie in [0, {Config.Classes}); got values from {min} to {max}.");
+        }
         long f = Config.Features;
         var dtype = trunk.H.dtype;
+        var device = trunk.H.device;
         // A kept label enters as the NEGATED one-hot and a dropped label as zeros, exactly as the reference.
         var keep = contextMask is null
-            ? full(new[] { b, 1L }, -1.0, dtype, trunk.H.device)
-            : (contextMask.reshape(b, 1).to(dtype) - 1);
-        var onehot = functional.one_hot(labels, Config.Classes).to(dtype) * keep;
-        var tt = t.reshape(b, 1).to(dtype);
+            ? full(new[] { b, 1L }, -1.0, dtype, device)
+            : (contextMask.reshape(b, 1).to(dtype, device) - 1);
+        var onehot = functional.one_hot(labels.to(device), Config.Classes).to(dtype) * keep;
+        var tt = t.reshape(b, 1).to(dtype, device);
 
         var cemb1 = contextembed1.call(onehot).view(-1, 2 * f, 1, 1);
         var temb1 = timeembed1.call(tt).view(-1, 2 * f, 1, 1);

@@ -16,7 +16,8 @@ public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64
     /// <param name="features">Base width F.</param>
     public static ConditionalUNetConfig Mnist(int features = 64) => new(1, features, 10, 28, 28);
 
-    /// <summary>Throws <see cref="ArgumentException"/> when the configuration cannot be built.</summary>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> (naming the property and its value) when the
+    /// configuration cannot be built.</summary>
     public void Validate()
     {
         if (InChannels < 1)
@@ -53,7 +54,7 @@ public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64
     /// <summary>FLOPs of the label-dependent head (embeddings, <c>up1</c>, <c>up2</c>, <c>out</c>) for one image.</summary>
     public double HeadFlops()
     {
-        double f = Features, c = InChannels, k = Classes, hw = (double)Height * Width, hw2 = hw / 4, hw4 = hw / 16;
+        double f = Features, c = InChannels, k = Classes, hw = (double)Height * Width, hw2 = hw / 4;
         double conv3(double cin, double cout, double pixels) => 2 * 9 * cin * cout * pixels;
         double embed(double input, double emb) => 2 * (input * emb + emb * emb);
         double embeddings = embed(1, 2 * f) + embed(1, f) + embed(k, 2 * f) + embed(k, f);
@@ -61,7 +62,6 @@ public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64
         double up1 = 2 * (4 * f) * f * hw2 + 2 * (conv3(f, f, hw2) + conv3(f, f, hw2));
         double up2 = 2 * (2 * f) * f * hw + 2 * (conv3(f, f, hw) + conv3(f, f, hw));
         double output = conv3(2 * f, f, hw) + conv3(f, c, hw);
-        _ = hw4;
         return embeddings + up1 + up2 + output;
     }
 }

@@ -6,7 +6,7 @@ namespace DiffusionClassifier.Modules;
 
 /// <summary>
 /// A two-layer perceptron, Linear - GELU - Linear, that embeds a timestep or a label (reference <c>EmbedFC</c>).
-/// The input is viewed as <c>[-1, inputDim]</c>.
+/// The input is reshaped to <c>[-1, inputDim]</c> (the reference views it).
 /// </summary>
 public sealed class EmbedFC : Module<Tensor, Tensor>
 {
@@ -27,6 +27,6 @@ public sealed class EmbedFC : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return model.call(x.view(-1, inputDim)).MoveToOuterDisposeScope();
+        return model.call(x.reshape(-1, inputDim)).MoveToOuterDisposeScope();
     }
 }

@@ -42,16 +42,39 @@ public sealed class NoiseOutput : Module<Tensor, Tensor>
     }
 
     /// <summary>Whether the padded, gradient-safe path is taken for the last convolution.</summary>
-    public bool UsesPaddedConvolution => is_grad_enabled() && outChannels < MinimumGradientSafeChannels;
+    public bool UsesPaddedConvolution =>
+        !disableGradientWorkaround && is_grad_enabled() && outChannels < MinimumGradientSafeChannels;
+
+    // Per thread, so that a test that turns the workaround off cannot affect tests running in parallel.
+    [ThreadStatic]
+    private static bool disableGradientWorkaround;
+
+    /// <summary>Tests only: turns the padded path off on the calling thread, to measure the defect it avoids.</summary>
+    internal static bool DisableGradientWorkaround
+    {
+        get => disableGradientWorkaround;
+        set => disableGradientWorkaround = value;
+    }
+
+    /// <summary>The weight of the last convolution, <c>out.3.weight</c> [C, F, 3, 3].</summary>
+    internal Parameter FinalWeight => final.weight!;
 
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var y = functional.relu(norm.call(conv.call(x)));
-        if (!UsesPaddedConvolution)
-            return final.call(y).MoveToOuterDisposeScope();
+        return FinalConvolution(y).MoveToOuterDisposeScope();
+    }
 
+    /// <summary>The last convolution (<c>3</c>) exactly as <see cref="forward"/> computes it.</summary>
+    /// <param name="y">Its input [B, F, H, W].</param>
+    internal Tensor FinalConvolution(Tensor y)
+    {
+        if (!UsesPaddedConvolution)
+            return final.call(y);
+
+        using var scope = NewDisposeScope();
         var weight = final.weight!;
         var bias = final.bias!;
         long extra = MinimumGradientSafeChannels - outChannels;

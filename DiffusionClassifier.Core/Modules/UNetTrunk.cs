@@ -16,8 +16,19 @@ public sealed class UNetTrunk : IDisposable
     /// <param name="d1">Output of <c>down1</c>, [B, F, H/2, W/2].</param>
     /// <param name="d2">Output of <c>down2</c>, [B, 2F, H/4, W/4].</param>
     /// <param name="u1">Output of <c>up0</c>, [B, 2F, H/4, W/4].</param>
+    /// <exception cref="ArgumentException">The four tensors do not share one batch size.</exception>
     public UNetTrunk(Tensor h, Tensor d1, Tensor d2, Tensor u1)
     {
+        ArgumentNullException.ThrowIfNull(h);
+        ArgumentNullException.ThrowIfNull(d1);
+        ArgumentNullException.ThrowIfNull(d2);
+        ArgumentNullException.ThrowIfNull(u1);
+        foreach (var (t, name) in new[] { (h, nameof(h)), (d1, nameof(d1)), (d2, nameof(d2)), (u1, nameof(u1)) })
+        {
+            if (t.dim() != 4 || t.shape[0] != h.shape[0])
+                throw new ArgumentException(
+                    $"Expected a [B, C, H, W] activation with B = {(h.dim() > 0 ? h.shape[0] : 0)} but got [{string.Join(", ", t.shape)}].", name);
+        }
         H = h; D1 = d1; D2 = d2; U1 = u1;
     }
 
@@ -37,14 +48,38 @@ public sealed class UNetTrunk : IDisposable
     /// A new trunk whose rows are the rows of this one picked by <paramref name="index"/> (an int64 vector), e.g.
     /// each image repeated once per candidate label. The caller owns the result.
     /// </summary>
-    /// <param name="index">Row indices into this batch.</param>
-    public UNetTrunk Select(Tensor index) =>
-        new(H.index_select(0, index), D1.index_select(0, index), D2.index_select(0, index), U1.index_select(0, index));
+    /// <param name="index">Row indices into this batch, int64 [N], each in [0, <see cref="BatchSize"/>).</param>
+    /// <exception cref="ArgumentException"><paramref name="index"/> is not an int64 vector.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An index lies outside the batch.</exception>
+    public UNetTrunk Select(Tensor index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        if (index.dim() != 1 || index.dtype != ScalarType.Int64)
+            throw new ArgumentException($"Expected an int64 vector of row indices but got {index.dtype} [{string.Join(", ", index.shape)}].", nameof(index));
+        if (index.numel() > 0)
+        {
+            long min = index.min().item<long>(), max = index.max().item<long>();
+            if (min < 0 || max >= BatchSize)
+                throw new ArgumentOutOfRangeException(nameof(index), min < 0 ? min : max,
+                    $"Row indices must lie in [0, {BatchSize}); got values from {min} to {max}.");
+        }
+        bool elsewhere = index.device_type != H.device_type || index.device_index != H.device_index;
+        using var moved = elsewhere ? index.to(H.device) : null;
+        var i = moved ?? index;
+        using var scope = NewDisposeScope();
+        return new UNetTrunk(H.index_select(0, i), D1.index_select(0, i), D2.index_select(0, i), U1.index_select(0, i))
+            .MoveToOuterDisposeScope();
+    }
 
     /// <summary>Each row repeated <paramref name="times"/> times in place (row i becomes rows i*times..i*times+times-1).</summary>
-    /// <param name="times">Repetitions of each row.</param>
-    public UNetTrunk RepeatInterleave(long times) =>
-        new(H.repeat_interleave(times, 0), D1.repeat_interleave(times, 0), D2.repeat_interleave(times, 0), U1.repeat_interleave(times, 0));
+    /// <param name="times">Repetitions of each row, at least 1.</param>
+    /// <returns>A new trunk of batch <c>BatchSize * times</c>. The caller owns it.</returns>
+    public UNetTrunk RepeatInterleave(long times)
+    {
+        if (times < 1)
+            throw new ArgumentOutOfRangeException(nameof(times), times, "times must be at least 1.");
+        return new(H.repeat_interleave(times, 0), D1.repeat_interleave(times, 0), D2.repeat_interleave(times, 0), U1.repeat_interleave(times, 0));
+    }
 
     /// <summary>Moves the four tensors to the enclosing dispose scope (see TorchSharp's dispose scopes).</summary>
     public UNetTrunk MoveToOuterDisposeScope()

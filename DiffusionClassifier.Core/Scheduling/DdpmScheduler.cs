@@ -78,18 +78,25 @@ public sealed class DdpmScheduler
     /// </summary>
     /// <param name="originalSamples">x_0, [B, ...].</param>
     /// <param name="noise">epsilon, same shape as <paramref name="originalSamples"/>.</param>
-    /// <param name="timesteps">t per sample, int64 [B], each in 1..T (0 is allowed and uses alphabar_0).</param>
+    /// <param name="timesteps">t per sample, an integer vector [B], each in 1..T (0 is allowed and uses alphabar_0).</param>
     /// <returns>x_t, same shape and dtype as <paramref name="originalSamples"/>. The caller owns it.</returns>
+    /// <exception cref="ArgumentException">A shape, dtype or device does not match (the samples and the noise must be
+    /// floating point of the same dtype; the timesteps an integer vector [B]).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A timestep lies outside 0..T.</exception>
     public Tensor AddNoise(Tensor originalSamples, Tensor noise, Tensor timesteps)
     {
         ArgumentNullException.ThrowIfNull(originalSamples);
         ArgumentNullException.ThrowIfNull(noise);
         ArgumentNullException.ThrowIfNull(timesteps);
-        if (!originalSamples.shape.SequenceEqual(noise.shape))
-            throw new ArgumentException($"noise has shape [{string.Join(", ", noise.shape)}] but the samples have [{string.Join(", ", originalSamples.shape)}].", nameof(noise));
+        if (originalSamples.dim() < 1)
+            throw new ArgumentException("The samples need a batch dimension: [B, ...].", nameof(originalSamples));
+        RequireFloatingPoint(originalSamples, nameof(originalSamples));
+        RequireLike(noise, originalSamples, nameof(noise));
         long b = originalSamples.shape[0];
         if (timesteps.dim() != 1 || timesteps.shape[0] != b)
             throw new ArgumentException($"Expected timesteps of shape [{b}] but got [{string.Join(", ", timesteps.shape)}].", nameof(timesteps));
+        if (timesteps.is_floating_point() || timesteps.is_complex() || timesteps.dtype == ScalarType.Bool)
+            throw new ArgumentException($"Expected integer timesteps but got {timesteps.dtype}.", nameof(timesteps));
         using var scope = NewDisposeScope();
         var shape = new long[originalSamples.dim()];
         Array.Fill(shape, 1L);
@@ -108,20 +115,22 @@ public sealed class DdpmScheduler
     /// <param name="timestep">t in 1..T, the same for the whole batch.</param>
     /// <param name="sample">x_t.</param>
     /// <param name="noise">z ~ N(0, I), same shape as <paramref name="sample"/>; ignored (may be null) at t = 1.</param>
-    /// <returns>x_{t-1}. The caller owns it.</returns>
+    /// <returns>x_{t-1}, same dtype as <paramref name="sample"/>. The caller owns it.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timestep"/> lies outside 1..T.</exception>
+    /// <exception cref="ArgumentException">The model output or the noise differs from the sample in shape, dtype or
+    /// device, or the sample is not floating point.</exception>
     public Tensor Step(Tensor modelOutput, int timestep, Tensor sample, Tensor? noise)
     {
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         ValidateTimestep(timestep);
-        if (!modelOutput.shape.SequenceEqual(sample.shape))
-            throw new ArgumentException($"modelOutput has shape [{string.Join(", ", modelOutput.shape)}] but the sample has [{string.Join(", ", sample.shape)}].", nameof(modelOutput));
+        RequireFloatingPoint(sample, nameof(sample));
+        RequireLike(modelOutput, sample, nameof(modelOutput));
         if (timestep > 1)
         {
             if (noise is null)
                 throw new ArgumentNullException(nameof(noise), $"Noise is required for timestep {timestep} > 1.");
-            if (!noise.shape.SequenceEqual(sample.shape))
-                throw new ArgumentException($"noise has shape [{string.Join(", ", noise.shape)}] but the sample has [{string.Join(", ", sample.shape)}].", nameof(noise));
+            RequireLike(noise, sample, nameof(noise));
         }
         using var scope = NewDisposeScope();
         var mean = (sample - modelOutput * mabOverSqrtMab[timestep]) * oneOverSqrtAlphas[timestep];
@@ -137,8 +146,10 @@ public sealed class DdpmScheduler
     /// <returns>x_{t-1}. The caller owns it.</returns>
     public Tensor Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator)
     {
+        ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         ValidateTimestep(timestep);
+        RequireFloatingPoint(sample, nameof(sample));
         using var z = timestep > 1 ? randn(sample.shape, sample.dtype, sample.device, generator: generator) : null;
         return Step(modelOutput, timestep, sample, z);
     }
@@ -179,6 +190,24 @@ public sealed class DdpmScheduler
         for (int i = 0; i < count; i++)
             result[i] = 1 + (int)Math.Floor((i + 0.5) * NumTrainTimesteps / count);
         return result;
+    }
+
+    private static void RequireFloatingPoint(Tensor tensor, string parameterName)
+    {
+        if (!tensor.is_floating_point())
+            throw new ArgumentException($"Expected a floating-point tensor but got {tensor.dtype}.", parameterName);
+    }
+
+    // Same shape, dtype and device as the sample, so that the result keeps the sample's dtype.
+    private static void RequireLike(Tensor tensor, Tensor sample, string parameterName)
+    {
+        if (!tensor.shape.SequenceEqual(sample.shape))
+            throw new ArgumentException(
+                $"{parameterName} has shape [{string.Join(", ", tensor.shape)}] but the sample has [{string.Join(", ", sample.shape)}].", parameterName);
+        if (tensor.dtype != sample.dtype)
+            throw new ArgumentException($"{parameterName} is {tensor.dtype} but the sample is {sample.dtype}.", parameterName);
+        if (tensor.device_type != sample.device_type || tensor.device_index != sample.device_index)
+            throw new ArgumentException($"{parameterName} is on {tensor.device} but the sample is on {sample.device}.", parameterName);
     }
 
     private void ValidateTimestep(int timestep)

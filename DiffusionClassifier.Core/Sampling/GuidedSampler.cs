@@ -1,0 +1,245 @@
+using System.Diagnostics;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Sampling;
+
+/// <summary>
+/// Generates images of chosen classes with classifier-free guidance (Ho &amp; Salimans 2022), as the reference:
+/// x_T ~ N(0, I), then for t = T..1 <c>eps_hat = (1 + w) eps(x_t, c) - w eps(x_t, no label)</c> and the DDPM reverse
+/// step <see cref="DdpmScheduler.Step(Tensor, int, Tensor, Tensor?)"/> with z ~ N(0, I) (z = 0 at t = 1). No clipping.
+/// </summary>
+/// <remarks>
+/// <para>Both noise predictions come from one doubled batch (second half with the label dropped). Because the
+/// network's trunk does not depend on the label and BatchNorm is per-image in eval mode, the trunk runs once per
+/// step on x_t and only the head runs on the doubled batch. With w = 0 the unconditional half is skipped.</para>
+/// <para>All randomness (x_T, then z_T, ..., z_2, drawn for the whole batch at each step, the reference's order)
+/// comes from a CPU <see cref="Generator"/> seeded with <see cref="GuidedSamplerOptions.Seed"/>: a seed and chunk size
+/// give bit-identical images, and the noise does not depend on <see cref="GuidedSamplerOptions.ChunkSize"/> (other
+/// chunk sizes change only float rounding, about 1e-6, through batch-size-dependent oneDNN kernels).</para>
+/// <para>Does not own the model or the scheduler (nothing to dispose). A model in training mode is switched to eval
+/// for the run and switched back afterwards; concurrent <c>Sample</c> calls on one model are safe when the model is
+/// already in eval mode and nobody trains it meanwhile.</para>
+/// </remarks>
+public sealed class GuidedSampler
+{
+    private readonly ConditionalUNet model;
+    private readonly DdpmScheduler scheduler;
+    private readonly GuidedSamplerOptions options;
+    private readonly ILogger<GuidedSampler> logger;
+
+    /// <summary>Creates a sampler.</summary>
+    /// <param name="model">The noise-prediction network (not owned).</param>
+    /// <param name="scheduler">The noise schedule the model was trained with.</param>
+    /// <param name="options">Settings; null uses the defaults. They are copied and validated.</param>
+    /// <param name="logger">Optional logger; start and end of every run are logged at Information.</param>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see <see cref="GuidedSamplerOptions.Validate"/>).</exception>
+    public GuidedSampler(ConditionalUNet model, DdpmScheduler scheduler, GuidedSamplerOptions? options = null, ILogger<GuidedSampler>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scheduler);
+        this.model = model;
+        this.scheduler = scheduler;
+        this.options = (options ?? new GuidedSamplerOptions()).Clone();
+        this.options.Validate();
+        this.logger = logger ?? NullLogger<GuidedSampler>.Instance;
+    }
+
+    /// <summary>The network.</summary>
+    public ConditionalUNet Model => model;
+
+    /// <summary>The noise schedule.</summary>
+    public DdpmScheduler Scheduler => scheduler;
+
+    /// <summary>A copy of the settings in use.</summary>
+    public GuidedSamplerOptions Options => options.Clone();
+
+    /// <summary>Generates one image per label.</summary>
+    /// <param name="labels">Class of every image, each in [0, Classes); at least one.</param>
+    /// <param name="progress">Receives a report after every reverse step (on the calling thread).</param>
+    /// <param name="cancellationToken">Checked before every network call.</param>
+    /// <returns>The images [B, C, H, W] and the captured steps; the caller owns (disposes) the result.</returns>
+    /// <exception cref="ArgumentException">No labels.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes).</exception>
+    /// <exception cref="InvalidOperationException"><see cref="GuidedSamplerOptions.Device"/> differs from the model's device.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public SamplingResult Sample(IReadOnlyList<int> labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        return SampleCore(ValidateLabels(labels.ToArray()), progress, cancellationToken);
+    }
+
+    /// <summary>Generates one image per label (this overload resolves the ambiguity of an <c>int[]</c> argument,
+    /// which also converts implicitly to a <see cref="Tensor"/>).</summary>
+    /// <param name="labels">Class of every image, each in [0, Classes); at least one.</param>
+    /// <param name="progress">Receives a report after every reverse step (on the calling thread).</param>
+    /// <param name="cancellationToken">Checked before every network call.</param>
+    /// <returns>The images [B, C, H, W] and the captured steps; the caller owns (disposes) the result.</returns>
+    /// <exception cref="ArgumentException">No labels.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes).</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public SamplingResult Sample(int[] labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default) =>
+        Sample((IReadOnlyList<int>)labels, progress, cancellationToken);
+
+    /// <summary>Generates one image per label.</summary>
+    /// <param name="labels">Integer tensor [B] of classes, each in [0, Classes); any device.</param>
+    /// <param name="progress">Receives a report after every reverse step (on the calling thread).</param>
+    /// <param name="cancellationToken">Checked before every network call.</param>
+    /// <returns>The images [B, C, H, W] and the captured steps; the caller owns (disposes) the result.</returns>
+    /// <exception cref="ArgumentException">The tensor is not a non-empty integer vector.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes).</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public SamplingResult Sample(Tensor labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        if (labels.dim() != 1)
+            throw new ArgumentException($"Expected a label vector [B] but got shape [{string.Join(", ", labels.shape)}].", nameof(labels));
+        if (labels.is_floating_point() || labels.is_complex() || labels.dtype == ScalarType.Bool)
+            throw new ArgumentException($"Expected integer labels but got {labels.dtype}.", nameof(labels));
+        long[] values;
+        using (var cpu = labels.to(ScalarType.Int64, CPU))
+            values = cpu.data<long>().ToArray();
+        var ints = new int[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (values[i] < 0 || values[i] >= model.Config.Classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), values[i], $"labels[{i}] = {values[i]} is outside [0, {model.Config.Classes}).");
+            ints[i] = (int)values[i];
+        }
+        return SampleCore(ValidateLabels(ints), progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Generates <paramref name="samplesPerLabel"/> images of every class 0..Classes-1, label-major
+    /// (0, 0, ..., 1, 1, ...), ready for <see cref="SamplingResult.SaveGrid"/> (one row per label).
+    /// </summary>
+    /// <param name="samplesPerLabel">Images per class, at least 1.</param>
+    /// <param name="progress">Receives a report after every reverse step.</param>
+    /// <param name="cancellationToken">Checked before every network call.</param>
+    /// <returns>The images [Classes * samplesPerLabel, C, H, W]; the caller owns (disposes) the result.</returns>
+    public SamplingResult SampleGrid(int samplesPerLabel, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        if (samplesPerLabel < 1)
+            throw new ArgumentOutOfRangeException(nameof(samplesPerLabel), samplesPerLabel, "samplesPerLabel must be at least 1.");
+        int classes = model.Config.Classes;
+        var labels = new int[checked(classes * samplesPerLabel)];
+        for (int i = 0; i < labels.Length; i++)
+            labels[i] = i / samplesPerLabel;
+        return SampleCore(labels, progress, cancellationToken);
+    }
+
+    private int[] ValidateLabels(int[] labels)
+    {
+        if (labels.Length == 0)
+            throw new ArgumentException("At least one label is needed.", nameof(labels));
+        for (int i = 0; i < labels.Length; i++)
+            if (labels[i] < 0 || labels[i] >= model.Config.Classes)
+                throw new ArgumentOutOfRangeException(nameof(labels), labels[i], $"labels[{i}] = {labels[i]} is outside [0, {model.Config.Classes}).");
+        return labels;
+    }
+
+    private SamplingResult SampleCore(int[] labels, IProgress<SamplingProgress>? progress, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (device, dtype) = ResolveDeviceAndType();
+        var config = model.Config;
+        int steps = scheduler.NumTrainTimesteps, every = options.CaptureEvery;
+        long[] shape = { labels.Length, config.InChannels, config.Height, config.Width };
+        logger.LogInformation("Sampling {Count} images, w = {GuidanceWeight}, T = {Steps}, seed {Seed}, chunks of {ChunkSize} on {Device}.",
+            labels.Length, options.GuidanceWeight, steps, options.Seed, options.ChunkSize, device);
+        var stopwatch = Stopwatch.StartNew();
+
+        bool wasTraining = model.training;
+        if (wasTraining) model.eval();
+        try
+        {
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            // The seed is reinterpreted as unsigned; libtorch seeds with 64 bits.
+            using var generator = new Generator(unchecked((ulong)options.Seed), CPU);
+            var labelTensor = tensor(labels.Select(l => (long)l).ToArray(), ScalarType.Int64, device);
+            var x = randn(shape, dtype, CPU, generator: generator).to(device);
+            var captures = new List<Tensor>();
+            var captureTimes = new List<int>();
+
+            for (int t = steps; t >= 1; t--)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                using (var stepScope = NewDisposeScope())
+                {
+                    var z = t > 1 ? randn(shape, dtype, CPU, generator: generator).to(device) : null;
+                    var eps = PredictGuidedNoise(x, labelTensor, t, cancellationToken);
+                    var next = scheduler.Step(eps, t, x, z).MoveToOuterDisposeScope();
+                    x.Dispose();
+                    x = next;
+                }
+                int done = steps - t + 1;
+                if (every > 0 && (done % every == 0 || t == 1))
+                {
+                    captures.Add(x.clone());
+                    captureTimes.Add(t - 1);
+                }
+                progress?.Report(new SamplingProgress(done, steps, t, stopwatch.Elapsed));
+            }
+
+            var stacked = captures.Count > 0 ? stack(captures).MoveToOuterDisposeScope() : null;
+            var elapsed = stopwatch.Elapsed;
+            logger.LogInformation("Sampled {Count} images in {Seconds:F2} s ({Rate:F1} images/s).",
+                labels.Length, elapsed.TotalSeconds, labels.Length / Math.Max(elapsed.TotalSeconds, 1e-9));
+            return new SamplingResult(x.MoveToOuterDisposeScope(), stacked, captureTimes.ToArray(), labels,
+                options.GuidanceWeight, options.Seed, elapsed);
+        }
+        finally
+        {
+            if (wasTraining) model.train();
+        }
+    }
+
+    /// <summary>eps_hat for the whole batch at timestep t, computed chunk by chunk.</summary>
+    private Tensor PredictGuidedNoise(Tensor x, Tensor labels, int t, CancellationToken cancellationToken)
+    {
+        using var scope = NewDisposeScope();
+        double w = options.GuidanceWeight, tNorm = t / (double)scheduler.NumTrainTimesteps;
+        long batch = x.shape[0], chunk = options.ChunkSize;
+        var eps = empty_like(x);
+        for (long start = 0; start < batch; start += chunk)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var chunkScope = NewDisposeScope();
+            long n = Math.Min(chunk, batch - start);
+            var xc = x.narrow(0, start, n);
+            var cc = labels.narrow(0, start, n);
+            using var trunk = model.Trunk(xc);
+            Tensor e;
+            if (w == 0)
+            {
+                e = model.Head(trunk, cc, full(new[] { n }, tNorm, x.dtype, x.device));
+            }
+            else
+            {
+                // First half conditional (mask 0), second half unconditional (mask 1), sharing the trunk.
+                var rows = arange(n, ScalarType.Int64, x.device).repeat(2);
+                using var doubled = trunk.Select(rows);
+                var mask = cat([zeros(n, x.dtype, x.device), ones(n, x.dtype, x.device)]);
+                var both = model.Head(doubled, cat([cc, cc]), full(new[] { 2 * n }, tNorm, x.dtype, x.device), mask);
+                e = both.narrow(0, 0, n) * (1 + w) - both.narrow(0, n, n) * w;
+            }
+            eps.narrow(0, start, n).copy_(e);
+        }
+        return eps.MoveToOuterDisposeScope();
+    }
+
+    private (Device Device, ScalarType DType) ResolveDeviceAndType()
+    {
+        var first = model.parameters().FirstOrDefault()
+            ?? throw new InvalidOperationException("The model has no parameters.");
+        var modelDevice = first.device;
+        var requested = options.Device;
+        if (requested is not null && (requested.type != modelDevice.type || (requested.index >= 0 && modelDevice.index >= 0 && requested.index != modelDevice.index)))
+            throw new InvalidOperationException($"GuidedSamplerOptions.Device is {requested} but the model is on {modelDevice}; move the model first (the sampler never moves it).");
+        return (modelDevice, first.dtype);
+    }
+}
