@@ -88,15 +88,14 @@ public static class CompareCommand
             long n = options.MatmulSize;
             var a = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
             var b = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
-            var (median, samples) = Timing.Measure(() =>
+            var m = Timing.Measure(() =>
             {
                 using var c = a.mm(b);
                 BenchmarkEnvironment.Synchronize();
             }, options.Warmup, options.Repeats);
-            result["matmul"] = new JsonObject
-            {
-                ["size"] = n, ["median_s"] = median, ["samples_s"] = ToJson(samples), ["gflops"] = FlopCounter.Matmul(n) / median / 1e9,
-            };
+            var matmul = MeasurementJson(m, 0, FlopCounter.Matmul(n));
+            matmul["size"] = n;
+            result["matmul"] = matmul;
         }
 
         var forward = new JsonArray();
@@ -115,18 +114,17 @@ public static class CompareCommand
                     var x = ForwardVariants.Input(x32, options.Variant);
                     if (options.Variant.IsBFloat16())
                         t = t.to(ScalarType.BFloat16);
-                    var (median, samples) = Timing.Measure(() =>
+                    var m = Timing.Measure(() =>
                     {
                         using var mode = inference_mode();
                         using var inner = NewDisposeScope();
                         model.forward(x, labels, t);
                         BenchmarkEnvironment.Synchronize();
                     }, options.Warmup, options.Repeats);
-                    forward.Add(new JsonObject
-                    {
-                        ["features"] = f, ["chunk"] = chunk, ["median_s"] = median, ["samples_s"] = ToJson(samples),
-                        ["images_per_s"] = chunk / median, ["gflops"] = chunk * FlopCounter.Forward(config) / median / 1e9,
-                    });
+                    var row = MeasurementJson(m, chunk, chunk * FlopCounter.Forward(config));
+                    row["features"] = f;
+                    row["chunk"] = chunk;
+                    forward.Add(row);
                 }
             }
         }
@@ -141,12 +139,12 @@ public static class CompareCommand
                 var config = ConditionalUNetConfig.Mnist(f);
                 using var model = BenchmarkEnvironment.CreateModel(config);
                 using var image = rand(new long[] { 1, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
-                var (median, samples) = Timing.Measure(() =>
+                var m = Timing.Measure(() =>
                 {
                     ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen);
                     BenchmarkEnvironment.Synchronize();
-                }, Math.Max(1, options.Warmup / 2), options.Repeats);
-                estimators.Add(EstimatorJson("reference", f, options.N, median, samples, options.N * config.Classes,
+                }, EstimatorWarmup(options), options.Repeats);
+                estimators.Add(EstimatorJson("reference", f, options.N, m, options.N * config.Classes,
                     options.N * config.Classes * FlopCounter.Forward(config)));
             }
         }
@@ -155,13 +153,38 @@ public static class CompareCommand
         return result;
     }
 
-    private static JsonObject EstimatorJson(string method, int features, int n, double median, double[] samples, double evaluations, double flops) => new()
+    /// <summary>Warm-up runs of the estimators (each run is a whole image): half the forward warm-up, at least 1.</summary>
+    /// <param name="options">The options.</param>
+    public static int EstimatorWarmup(CompareOptions options) => Math.Max(1, options.Warmup / 2);
+
+    private static JsonObject EstimatorJson(string method, int features, int n, Measurement m, double evaluations, double flops)
     {
-        ["method"] = method, ["features"] = features, ["n"] = n, ["median_s"] = median, ["samples_s"] = ToJson(samples),
-        ["images_per_s"] = 1 / median, ["evaluations_per_image"] = evaluations, ["gflops"] = flops / median / 1e9,
-    };
+        var row = MeasurementJson(m, 1, flops);
+        row["method"] = method;
+        row["features"] = features;
+        row["n"] = n;
+        row["evaluations_per_image"] = evaluations;
+        return row;
+    }
 
     private static JsonArray ToJson(double[] values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+
+    /// <summary>The JSON of one measurement with the same field names as the Python script.</summary>
+    private static JsonObject MeasurementJson(Measurement m, double images, double flops)
+    {
+        var row = new JsonObject
+        {
+            ["median_s"] = m.Median, ["samples_s"] = ToJson(m.Samples),
+            ["cpu_median_s"] = m.CpuMedian, ["cpu_samples_s"] = ToJson(m.CpuSamples),
+            ["gflops"] = flops / m.Median / 1e9, ["gflops_per_cpu_s"] = flops / m.CpuMedian / 1e9,
+        };
+        if (images > 0)
+        {
+            row["images_per_s"] = images / m.Median;
+            row["images_per_cpu_s"] = images / m.CpuMedian;
+        }
+        return row;
+    }
 
     /// <summary>Runs the PyTorch script with the same configuration and returns its JSON, or null on failure.</summary>
     private static JsonNode? RunPyTorch(CompareOptions options)
@@ -254,72 +277,67 @@ public static class CompareCommand
         var machine = report["machine"]!;
         var sb = new StringBuilder();
         sb.AppendLine(Inv, $"Machine: {machine["cpu"]}, {machine["logical_processors"]} logical processors, {machine["os"]}, .NET {machine["dotnet"]}, {machine["date_utc"]} UTC.");
-        sb.AppendLine(Inv, $"Threads: {ours["threads"]} (ours), {theirs?["threads"]?.ToString() ?? "-"} (PyTorch). Timing: median of {options.Repeats} timed runs after {options.Warmup} warm-up runs (estimators: {Math.Max(1, options.Warmup / 2)} warm-up runs).");
+        sb.AppendLine(Inv, $"Threads: {ours["threads"]} (ours), {theirs?["threads"]?.ToString() ?? "-"} (PyTorch). Timing: median of {options.Repeats} timed runs after {options.Warmup} warm-up runs (estimators: {EstimatorWarmup(options)}).");
         sb.AppendLine(Inv, $"Load average (1 min): PyTorch run {F(theirs?["load_average_start"])} -> {F(theirs?["load_average_end"])}; our run {F(ours["load_average_start"])} -> {F(ours["load_average_end"])}.");
         sb.AppendLine(Inv, $"PyTorch {theirs?["torch"]?.ToString() ?? "-"} (mkldnn {theirs?["mkldnn"]?.ToString() ?? "-"}, OPENBLAS_CORETYPE={theirs?["openblas_coretype"]?.ToString() ?? "-"}); TorchSharp {ours["torchsharp"]} on {ours["device"]}; our forward variant: {options.Variant}.");
+        sb.AppendLine("Wall = images per second of wall-clock time (the real speed on a quiet machine); CPU = images per CPU-second of the process (all threads), which stays close to the work done when other processes compete for the cores.");
 
-        double? ourMatmul = ours["matmul"]?["gflops"]?.GetValue<double>();
-        double? theirMatmul = theirs?["matmul"]?["gflops"]?.GetValue<double>();
-        double? ceiling = ourMatmul is null && theirMatmul is null ? null : Math.Max(ourMatmul ?? 0, theirMatmul ?? 0);
-        if (ceiling is not null)
+        var ourMatmul = ours["matmul"];
+        var theirMatmul = theirs?["matmul"];
+        double? ceiling = Max(Get(ourMatmul, "gflops"), Get(theirMatmul, "gflops"));
+        double? cpuCeiling = Max(Get(ourMatmul, "gflops_per_cpu_s"), Get(theirMatmul, "gflops_per_cpu_s"));
+        if (ourMatmul is not null || theirMatmul is not null)
         {
             sb.AppendLine();
-            sb.AppendLine(Inv, $"Matmul ceiling (float32 {options.MatmulSize}x{options.MatmulSize}, GFLOP/s): PyTorch {F(theirMatmul)}, TorchSharp {F(ourMatmul)}.");
+            sb.AppendLine(Inv, $"Matmul ceiling, float32 {options.MatmulSize}x{options.MatmulSize}: PyTorch {F(Get(theirMatmul, "gflops"))} GFLOP/s ({F(Get(theirMatmul, "gflops_per_cpu_s"))} per CPU-s), TorchSharp {F(Get(ourMatmul, "gflops"))} GFLOP/s ({F(Get(ourMatmul, "gflops_per_cpu_s"))} per CPU-s).");
         }
 
         var ourForward = ours["forward"]!.AsArray();
         if (ourForward.Count > 0)
         {
             sb.AppendLine();
-            sb.AppendLine("| F | chunk | PyTorch images/s | ours images/s | ours ÷ PyTorch | PyTorch GFLOP/s | ours GFLOP/s | ours % of ceiling |");
-            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|");
+            sb.AppendLine("Network forward (images/s; GFLOP/s and % of the matmul ceiling for ours):");
+            sb.AppendLine();
+            sb.AppendLine("| F | chunk | PyTorch wall | ours wall | ours ÷ PyTorch | ours GFLOP/s | % ceiling | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) | % ceiling (CPU) |");
+            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             foreach (var row in ourForward)
             {
                 int f = row!["features"]!.GetValue<int>(), chunk = row["chunk"]!.GetValue<int>();
-                double ourRate = row["images_per_s"]!.GetValue<double>();
-                double ourGflops = row["gflops"]!.GetValue<double>();
-                double? theirRate = theirs?["forward"]?.AsArray()
-                    .FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["chunk"]!.GetValue<int>() == chunk)?["images_per_s"]?.GetValue<double>();
-                double? theirGflops = theirRate * FlopCounter.Forward(ConditionalUNetConfig.Mnist(f)) / 1e9;
-                sb.AppendLine(Inv, $"| {f} | {chunk} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(theirGflops)} | {F(ourGflops)} | {Percent(ourGflops, ceiling)} |");
+                var their = theirs?["forward"]?.AsArray()
+                    .FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["chunk"]!.GetValue<int>() == chunk);
+                double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
+                double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
+                sb.AppendLine(Inv, $"| {f} | {chunk} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(Get(row, "gflops"))} | {Percent(Get(row, "gflops"), ceiling)} | {F(theirCpu)} | {F(ourCpu)} | {Ratio(ourCpu, theirCpu)} | {Percent(Get(row, "gflops_per_cpu_s"), cpuCeiling)} |");
             }
         }
 
         var ourEstimators = ours["estimator"]!.AsArray();
         if (ourEstimators.Count > 0)
         {
-            var methods = ourEstimators.Select(r => r!["method"]!.GetValue<string>()).Distinct().ToArray();
             sb.AppendLine();
-            sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; evaluations per image in brackets; reference estimator rows per forward: {(options.EstimatorChunk > 0 ? options.EstimatorChunk : options.N * 10)}):");
+            sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; ratios against the PyTorch reference estimator, which runs its N*10 rows {(options.EstimatorChunk > 0 ? $"{options.EstimatorChunk} per forward" : "in one forward")}):");
             sb.AppendLine();
-            sb.Append("| F | PyTorch reference |");
-            foreach (var m in methods)
-                sb.Append(Inv, $" ours: {MethodTitle(m)} | ÷ PyTorch |");
-            sb.AppendLine();
-            sb.Append("|---:|---:|");
-            foreach (var _ in methods)
-                sb.Append("---:|---:|");
-            sb.AppendLine();
-            foreach (int f in ourEstimators.Select(r => r!["features"]!.GetValue<int>()).Distinct())
+            sb.AppendLine("| F | ours | evaluations/image | PyTorch wall | ours wall | ours ÷ PyTorch | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) |");
+            sb.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in ourEstimators)
             {
+                int f = row!["features"]!.GetValue<int>();
                 var their = theirs?["estimator"]?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == f);
-                double? theirRate = their?["images_per_s"]?.GetValue<double>();
-                sb.Append(Inv, $"| {f} | {F(theirRate, 3)} [{their?["evaluations_per_image"]?.ToString() ?? "-"}] |");
-                foreach (var m in methods)
-                {
-                    var mine = ourEstimators.FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["method"]!.GetValue<string>() == m);
-                    double? rate = mine?["images_per_s"]?.GetValue<double>();
-                    sb.Append(Inv, $" {F(rate, 3)} [{F(mine?["evaluations_per_image"]?.GetValue<double>(), 0)}] | {Ratio(rate, theirRate)} |");
-                }
-                sb.AppendLine();
+                double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
+                double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
+                sb.AppendLine(Inv, $"| {f} | {MethodTitle(row["method"]!.GetValue<string>())} | {F(Get(row, "evaluations_per_image"), 0)} | {F(theirRate, 3)} | {F(ourRate, 3)} | {Ratio(ourRate, theirRate)} | {F(theirCpu, 3)} | {F(ourCpu, 3)} | {Ratio(ourCpu, theirCpu)} |");
             }
         }
         output.Write(sb.ToString());
     }
 
+    private static double? Get(JsonNode? node, string name) => node?[name]?.GetValue<double>();
+
+    private static double? Max(double? a, double? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
+
     private static string MethodTitle(string method) => method switch
     {
-        "reference" => "same estimator",
+        "reference" => "reference estimator (same algorithm)",
         _ => method,
     };
 
@@ -331,6 +349,6 @@ public static class CompareCommand
     private static string Ratio(double? ours, double? theirs) =>
         ours is null || theirs is null || theirs <= 0 ? "-" : (ours.Value / theirs.Value).ToString("0.00", Inv) + "×";
 
-    private static string Percent(double value, double? ceiling) =>
-        ceiling is null or <= 0 ? "-" : (100 * value / ceiling.Value).ToString("0", Inv) + "%";
+    private static string Percent(double? value, double? ceiling) =>
+        value is null || ceiling is null or <= 0 ? "-" : (100 * value.Value / ceiling.Value).ToString("0", Inv) + "%";
 }

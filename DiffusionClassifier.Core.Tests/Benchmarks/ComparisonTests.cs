@@ -23,15 +23,21 @@ public class ComparisonTests
     public void MeasureRunsWarmupThenRepeatsAndTimesOnlyTheRepeats()
     {
         int calls = 0;
-        var (median, samples) = Timing.Measure(() =>
+        var m = Timing.Measure(() =>
         {
             calls++;
             if (calls > 2)
-                Thread.Sleep(20);
+            {
+                Thread.Sleep(20); // wall time without CPU time
+                var until = DateTime.UtcNow.AddMilliseconds(30);
+                while (DateTime.UtcNow < until) { } // wall and CPU time
+            }
         }, warmup: 2, repeats: 3);
         Assert.Equal(5, calls);
-        Assert.Equal(3, samples.Length);
-        Assert.InRange(median, 0.015, 5);
+        Assert.Equal(3, m.Samples.Length);
+        Assert.Equal(3, m.CpuSamples.Length);
+        Assert.InRange(m.Median, 0.045, 5);
+        Assert.InRange(m.CpuMedian, 0.0, m.Median + 0.01);
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, -1, 1));
     }
@@ -64,26 +70,33 @@ public class ComparisonTests
             ["machine"] = new JsonObject { ["cpu"] = "test cpu", ["logical_processors"] = 2, ["os"] = "os", ["dotnet"] = "10", ["date_utc"] = "now" },
             ["pytorch"] = JsonNode.Parse("""
                 {"torch":"1.13","threads":2,"mkldnn":true,"openblas_coretype":"SkylakeX","load_average_start":1.0,"load_average_end":1.5,
-                 "matmul":{"gflops":100.0},
-                 "forward":[{"features":32,"chunk":10,"images_per_s":200.0}],
-                 "estimator":[{"features":32,"n":20,"images_per_s":0.5,"evaluations_per_image":200}]}
+                 "matmul":{"gflops":100.0,"gflops_per_cpu_s":60.0},
+                 "forward":[{"features":32,"chunk":10,"images_per_s":200.0,"images_per_cpu_s":120.0,"gflops":34.0,"gflops_per_cpu_s":20.0}],
+                 "estimator":[{"features":32,"n":20,"images_per_s":0.5,"images_per_cpu_s":0.3,"evaluations_per_image":200}]}
                 """),
             ["ours"] = new JsonObject
             {
                 ["threads"] = 2, ["torchsharp"] = "0.107", ["device"] = "cpu", ["load_average_start"] = 0.5, ["load_average_end"] = 0.7,
-                ["matmul"] = new JsonObject { ["gflops"] = 80.0 },
-                ["forward"] = new JsonArray(new JsonObject { ["features"] = 32, ["chunk"] = 10, ["images_per_s"] = 300.0, ["gflops"] = 300 * flops / 1e9 }),
-                ["estimator"] = new JsonArray(new JsonObject { ["method"] = "reference", ["features"] = 32, ["images_per_s"] = 1.25, ["evaluations_per_image"] = 200.0 }),
+                ["matmul"] = new JsonObject { ["gflops"] = 80.0, ["gflops_per_cpu_s"] = 50.0 },
+                ["forward"] = new JsonArray(new JsonObject
+                {
+                    ["features"] = 32, ["chunk"] = 10, ["images_per_s"] = 300.0, ["gflops"] = 300 * flops / 1e9,
+                    ["images_per_cpu_s"] = 180.0, ["gflops_per_cpu_s"] = 180 * flops / 1e9,
+                }),
+                ["estimator"] = new JsonArray(new JsonObject
+                {
+                    ["method"] = "reference", ["features"] = 32, ["images_per_s"] = 1.25, ["images_per_cpu_s"] = 0.6, ["evaluations_per_image"] = 200.0,
+                }),
             },
         };
         var writer = new StringWriter();
         CompareCommand.WriteTables(writer, options, report);
         string text = writer.ToString();
-        double ourGflops = 300 * flops / 1e9;
-        // Ratio 300 / 200, GFLOP/s of both sides, and the share of the larger matmul (100 GFLOP/s).
-        Assert.Contains($"| 32 | 10 | 200.0 | 300.0 | 1.50× | {200 * flops / 1e9:F1} | {ourGflops:F1} | {100 * ourGflops / 100:0}% |", text);
-        Assert.Contains("PyTorch 100.0, TorchSharp 80.0", text);
-        Assert.Contains("| 32 | 0.500 [200] | 1.250 [200] | 2.50× |", text);
+        double ourGflops = 300 * flops / 1e9, ourCpuGflops = 180 * flops / 1e9;
+        // Wall: ratio 300 / 200 and the share of the larger matmul (100 GFLOP/s); CPU: 180 / 120 against 60 GFLOP/CPU-s.
+        Assert.Contains($"| 32 | 10 | 200.0 | 300.0 | 1.50× | {ourGflops:F1} | {ourGflops:0}% | 120.0 | 180.0 | 1.50× | {100 * ourCpuGflops / 60:0}% |", text);
+        Assert.Contains("PyTorch 100.0 GFLOP/s (60.0 per CPU-s), TorchSharp 80.0 GFLOP/s (50.0 per CPU-s)", text);
+        Assert.Contains("| 32 | reference estimator (same algorithm) | 200 | 0.500 | 1.250 | 2.50× | 0.300 | 0.600 | 2.00× |", text);
         Assert.Contains("PyTorch run 1.0 -> 1.5; our run 0.5 -> 0.7", text);
     }
 

@@ -10,7 +10,8 @@ Without OPENBLAS_CORETYPE=SkylakeX (libopenblas0 installed) the matmul path runs
 these CPUs; the convolutions go through oneDNN (torch.backends.mkldnn) either way.
 
 Timing method (identical in DiffusionClassifier.Benchmarks' `compare` mode): for each configuration, `--warmup`
-untimed runs, then `--repeats` timed runs (time.perf_counter around one run), and the median of the timed runs.
+untimed runs, then `--repeats` timed runs (time.perf_counter around one run), and the median of the timed runs;
+the process CPU time of each run (time.process_time) is recorded too and its median reported.
 One run is: one forward of one chunk (network), one 2048x2048 float32 product (matmul), or the classification of
 one image (estimator).
 
@@ -157,15 +158,42 @@ def classify_reference(model, x0, n, chunk, sqrtab, sqrtmab, gen):
 
 # ---------------------------------------------------------------- timing
 def measure(run, warmup, repeats):
-    """Median seconds of `repeats` timed runs after `warmup` untimed ones, and all samples."""
+    """Median wall seconds of `repeats` timed runs after `warmup` untimed ones, and the median process CPU seconds
+    (user + system, all threads) of the same runs, with all samples."""
     for _ in range(warmup):
         run()
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeats):
+        cpu_start = time.process_time()
         start = time.perf_counter()
         run()
         samples.append(time.perf_counter() - start)
-    return statistics.median(samples), samples
+        cpu.append(time.process_time() - cpu_start)
+    return {"median_s": statistics.median(samples), "samples_s": samples,
+            "cpu_median_s": statistics.median(cpu), "cpu_samples_s": cpu}
+
+
+def with_rates(m, images, flops):
+    """Adds the same derived fields as the .NET side: images and GFLOP per wall second and per CPU second."""
+    m["gflops"] = flops / m["median_s"] / 1e9
+    m["gflops_per_cpu_s"] = flops / m["cpu_median_s"] / 1e9
+    if images > 0:
+        m["images_per_s"] = images / m["median_s"]
+        m["images_per_cpu_s"] = images / m["cpu_median_s"]
+    return m
+
+
+def forward_flops(f, c=1, k=10, h=28, w=28):
+    """FLOPs of one forward for one image from the layer shapes (convolutions, transposed convolutions, linear)."""
+    hw, hw2, hw4 = h * w, h * w / 4, h * w / 16
+    conv3 = lambda cin, cout, px: 2 * 9 * cin * cout * px
+    embed = lambda i, e: 2 * (i * e + e * e)
+    trunk = conv3(c, f, hw) + 3 * conv3(f, f, hw) + conv3(f, 2 * f, hw2) + conv3(2 * f, 2 * f, hw2) + 2 * (2 * f) * (2 * f) * hw4
+    head = (embed(1, 2 * f) + embed(1, f) + embed(k, 2 * f) + embed(k, f)
+            + 2 * (4 * f) * f * hw2 + 4 * conv3(f, f, hw2)
+            + 2 * (2 * f) * f * hw + 4 * conv3(f, f, hw)
+            + conv3(2 * f, f, hw) + conv3(f, c, hw))
+    return trunk + head
 
 
 def load_average():
@@ -220,8 +248,9 @@ def main(argv):
             n = args.matmul_size
             a = torch.randn(n, n, generator=gen)
             b = torch.randn(n, n, generator=gen)
-            median, samples = measure(lambda: torch.mm(a, b), args.warmup, args.repeats)
-            result["matmul"] = {"size": n, "median_s": median, "samples_s": samples, "gflops": 2.0 * n ** 3 / median / 1e9}
+            m = with_rates(measure(lambda: torch.mm(a, b), args.warmup, args.repeats), 0, 2.0 * n ** 3)
+            m["size"] = n
+            result["matmul"] = m
             del a, b
 
         if "forward" not in skip:
@@ -232,9 +261,9 @@ def main(argv):
                     c = torch.randint(0, 10, (chunk,), generator=gen)
                     t = (torch.randint(1, N_T + 1, (chunk,), generator=gen).float() / N_T).view(-1, 1, 1, 1)
                     mask = torch.zeros(chunk)
-                    median, samples = measure(lambda: model(x, c, t, mask), args.warmup, args.repeats)
-                    result["forward"].append({"features": f, "chunk": chunk, "median_s": median, "samples_s": samples,
-                                              "images_per_s": chunk / median})
+                    m = with_rates(measure(lambda: model(x, c, t, mask), args.warmup, args.repeats), chunk, chunk * forward_flops(f))
+                    m.update({"features": f, "chunk": chunk})
+                    result["forward"].append(m)
                 del model
 
         if "estimator" not in skip:
@@ -242,11 +271,11 @@ def main(argv):
             for f in est_widths:
                 model = make_model(f)
                 x0 = torch.rand(1, 1, 28, 28, generator=gen)
-                median, samples = measure(lambda: classify_reference(model, x0, args.n, args.estimator_chunk, sqrtab, sqrtmab, gen),
-                                          max(1, args.warmup // 2), args.repeats)
-                result["estimator"].append({"features": f, "n": args.n, "chunk": args.estimator_chunk, "median_s": median,
-                                            "samples_s": samples, "images_per_s": 1.0 / median,
-                                            "evaluations_per_image": args.n * 10})
+                m = measure(lambda: classify_reference(model, x0, args.n, args.estimator_chunk, sqrtab, sqrtmab, gen),
+                            max(1, args.warmup // 2), args.repeats)
+                m = with_rates(m, 1, args.n * 10 * forward_flops(f))
+                m.update({"features": f, "n": args.n, "chunk": args.estimator_chunk, "evaluations_per_image": args.n * 10})
+                result["estimator"].append(m)
                 del model
 
     result["load_average_end"] = load_average()
@@ -263,15 +292,15 @@ def main(argv):
           f"OPENBLAS_CORETYPE={result['openblas_coretype']}, load average {result['load_average_start']} -> {result['load_average_end']}")
     if result["matmul"]:
         m = result["matmul"]
-        print(f"\nfloat32 {m['size']}x{m['size']} matmul: {m['gflops']:.1f} GFLOP/s (median {m['median_s'] * 1e3:.1f} ms)")
+        print(f"\nfloat32 {m['size']}x{m['size']} matmul: {m['gflops']:.1f} GFLOP/s, {m['gflops_per_cpu_s']:.1f} GFLOP per CPU-s")
     if result["forward"]:
-        print("\n| F | chunk | images/s | median ms |\n|---|---|---|---|")
+        print("\n| F | chunk | images/s | images/CPU-s | GFLOP/s | median ms |\n|---:|---:|---:|---:|---:|---:|")
         for r in result["forward"]:
-            print(f"| {r['features']} | {r['chunk']} | {r['images_per_s']:.1f} | {r['median_s'] * 1e3:.1f} |")
+            print(f"| {r['features']} | {r['chunk']} | {r['images_per_s']:.1f} | {r['images_per_cpu_s']:.1f} | {r['gflops']:.1f} | {r['median_s'] * 1e3:.1f} |")
     if result["estimator"]:
-        print(f"\n| F | N | rows/forward | images/s | median s |\n|---|---|---|---|---|")
+        print(f"\n| F | N | rows/forward | images/s | images/CPU-s | median s |\n|---:|---:|---:|---:|---:|---:|")
         for r in result["estimator"]:
-            print(f"| {r['features']} | {r['n']} | {r['chunk'] or r['n'] * 10} | {r['images_per_s']:.2f} | {r['median_s']:.2f} |")
+            print(f"| {r['features']} | {r['n']} | {r['chunk'] or r['n'] * 10} | {r['images_per_s']:.3f} | {r['images_per_cpu_s']:.3f} | {r['median_s']:.2f} |")
     return 0
 
 
