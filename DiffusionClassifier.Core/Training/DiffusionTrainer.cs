@@ -1,0 +1,581 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Serialization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Training;
+
+/// <summary>
+/// Trains a <see cref="ConditionalUNet"/> as a class-conditional DDPM with label dropout (REFERENCE.md §3): per
+/// batch t ~ U{1..T}, eps ~ N(0, I), x_t = <see cref="DdpmScheduler.AddNoise"/>, each label dropped with probability
+/// <see cref="TrainingOptions.LabelDropProbability"/>, loss = MSE(eps, net(x_t, c, t/T, mask)), one Adam step.
+/// </summary>
+/// <remarks>
+/// <para>All randomness (the per-epoch shuffle, t, eps, the label mask) comes from one seeded CPU
+/// <see cref="Generator"/> in a fixed order, so a run is reproducible, and a run resumed from a checkpoint
+/// (<see cref="LoadCheckpoint"/>, <see cref="FromCheckpoint"/>) continues exactly as the uninterrupted run would.</para>
+/// <para>A checkpoint is one model file written atomically (<see cref="ModelFile"/>): the raw weights as the model,
+/// plus extras: Adam's per-parameter state (exp_avg, exp_avg_sq, step), the EMA weights, the generator state, the
+/// current epoch's item order and the position, and the options. <see cref="ModelFile.Load"/> reads it as a plain
+/// model.</para>
+/// <para>Ownership: the trainer owns its optimizer state, EMA tensors and generator; it does not own the model passed
+/// to the constructor (it moves it to <see cref="TrainingOptions.Device"/> and changes its weights), but it owns the
+/// model it builds in <see cref="FromCheckpoint"/>. Dispose it. Not thread-safe: one <see cref="Train"/> at a time,
+/// and nothing else may use the model meanwhile.</para>
+/// </remarks>
+public sealed class DiffusionTrainer : IDisposable
+{
+    private const double AdamBeta1 = 0.9, AdamBeta2 = 0.999, AdamEps = 1e-8;
+
+    private readonly TrainingOptions options;
+    private readonly ILogger logger;
+    private readonly Device device;
+    private readonly bool ownsModel;
+    private readonly List<(string Name, Parameter Parameter)> parameters;
+    private readonly Adam optimizer;
+    private readonly optim.ILearningRateController paramGroup;
+    private readonly Generator generator;
+    private ExponentialMovingAverage? ema;
+    private long[]? permutation;
+    private int epoch;
+    private int stepInEpoch;
+    private long globalStep;
+    private double epochLossSum;
+    private long dataCount;
+    private bool disposed;
+
+    /// <summary>Creates a trainer for <paramref name="model"/> starting from its current weights.</summary>
+    /// <param name="model">The network to train; moved to <see cref="TrainingOptions.Device"/>; not owned.</param>
+    /// <param name="scheduler">The noise schedule.</param>
+    /// <param name="options">The settings; validated and copied (later changes to the object have no effect).</param>
+    /// <param name="logger">Optional logger for start, epoch, checkpoint and cancellation messages.</param>
+    /// <exception cref="ArgumentException">An option is invalid (see <see cref="TrainingOptions.Validate"/>), or the
+    /// device is not available.</exception>
+    public DiffusionTrainer(ConditionalUNet model, DdpmScheduler scheduler, TrainingOptions options, ILogger<DiffusionTrainer>? logger = null)
+        : this(model, scheduler, options, logger, ownsModel: false)
+    {
+    }
+
+    private DiffusionTrainer(ConditionalUNet model, DdpmScheduler scheduler, TrainingOptions options, ILogger<DiffusionTrainer>? logger, bool ownsModel)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        this.options = options.Clone();
+        this.logger = logger ?? NullLogger<DiffusionTrainer>.Instance;
+        device = new Device(this.options.Device);
+        if (device.type == DeviceType.CUDA && !cuda.is_available())
+            throw new ArgumentException($"Device '{this.options.Device}' was requested but CUDA is not available.", nameof(options));
+        Model = model;
+        Scheduler = scheduler;
+        model.to(device);
+        parameters = model.named_parameters().ToList();
+        optimizer = new Adam(parameters.Select(p => p.Parameter).ToList(), this.options.LearningRate, AdamBeta1, AdamBeta2, AdamEps);
+        paramGroup = optimizer.ParamGroups.Single();
+        generator = new Generator(unchecked((ulong)this.options.Seed), CPU);
+        if (this.options.EmaDecay > 0)
+            ema = new ExponentialMovingAverage(model, this.options.EmaDecay);
+        this.ownsModel = ownsModel;
+    }
+
+    /// <summary>
+    /// Rebuilds the model from a checkpoint and returns a trainer positioned where the checkpoint left off. The trainer
+    /// owns that model (see <see cref="Model"/>).
+    /// </summary>
+    /// <param name="checkpointPath">A checkpoint written by a trainer.</param>
+    /// <param name="options">The settings to continue with; null uses the ones stored in the checkpoint.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The trainer; dispose it.</returns>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="checkpointPath"/>.</exception>
+    /// <exception cref="InvalidDataException">The file is damaged, not a training checkpoint, or does not fit the
+    /// options (for example another batch size).</exception>
+    public static DiffusionTrainer FromCheckpoint(string checkpointPath, TrainingOptions? options = null, ILogger<DiffusionTrainer>? logger = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
+        using var loaded = ModelFile.Load(checkpointPath);
+        options ??= ReadOptions(loaded.Metadata, checkpointPath);
+        var model = loaded.DetachModel();
+        DiffusionTrainer? trainer = null;
+        try
+        {
+            trainer = new DiffusionTrainer(model, loaded.Scheduler, options, logger, ownsModel: true);
+            trainer.Restore(checkpointPath, model.Config, loaded.Scheduler, weights: null, loaded.Metadata, loaded.ExtraTensors);
+            return trainer;
+        }
+        catch
+        {
+            if (trainer is not null) trainer.Dispose();
+            else model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The network being trained.</summary>
+    public ConditionalUNet Model { get; }
+
+    /// <summary>The noise schedule.</summary>
+    public DdpmScheduler Scheduler { get; }
+
+    /// <summary>A copy of the settings in use.</summary>
+    public TrainingOptions Options => options.Clone();
+
+    /// <summary>Epochs completed so far (including those before a resume).</summary>
+    public int CompletedEpochs => epoch;
+
+    /// <summary>Optimizer steps done so far (including those before a resume).</summary>
+    public long CompletedSteps => globalStep;
+
+    /// <summary>Whether an exponential moving average of the weights is kept (<see cref="TrainingOptions.EmaDecay"/> &gt; 0).</summary>
+    public bool HasEma => ema is not null;
+
+    /// <summary>
+    /// Trains until <see cref="TrainingOptions.Epochs"/> epochs are complete, continuing from the current position
+    /// (a fresh trainer starts at epoch 0; after <see cref="LoadCheckpoint"/> it continues the checkpoint's run).
+    /// </summary>
+    /// <param name="data">The training items; after a resume the same items as before (their count is checked).</param>
+    /// <param name="progress">Receives a report after every step, on the training thread.</param>
+    /// <param name="cancellationToken">Checked before every step. On cancellation a checkpoint is written (when
+    /// <see cref="TrainingOptions.CheckpointPath"/> is set) and then <see cref="OperationCanceledException"/> is thrown;
+    /// the trainer stays usable and a later <see cref="Train"/> call continues.</param>
+    /// <returns>What this call did.</returns>
+    /// <exception cref="ArgumentException">The data is empty, does not fit the model (shape, dtype, value range,
+    /// labels), or its count differs from the checkpoint's.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled (after writing the checkpoint).</exception>
+    /// <exception cref="InvalidOperationException">The loss became NaN or infinite; the weights are those before the
+    /// failing step and no checkpoint is written for it.</exception>
+    public TrainingResult Train(ITrainingData data, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(data);
+        long n = data.Count;
+        if (n < 1)
+            throw new ArgumentException($"The training data is empty (Count = {n}).", nameof(data));
+        if (dataCount != 0 && dataCount != n)
+            throw new ArgumentException($"The training data has {n} items but the run being continued was trained on {dataCount}; resume with the same data.", nameof(data));
+        if (options.NumThreads is int threads)
+            set_num_threads(threads);
+
+        int batchSize = options.BatchSize;
+        int stepsPerEpoch = checked((int)((n + batchSize - 1) / batchSize));
+        long totalSteps = (long)stepsPerEpoch * options.Epochs;
+        dataCount = n;
+        var stepLosses = new List<float>();
+        var epochMeans = new List<double>();
+        long imagesRun = 0;
+        var clock = Stopwatch.StartNew();
+        var sinceCheckpoint = Stopwatch.StartNew();
+        bool wasTraining = Model.training;
+        Model.train();
+        if (epoch < options.Epochs)
+            logger.LogInformation("Training {Parameters:N0} parameters on {Items} items: epoch {Epoch}/{Epochs}, step {Step}/{TotalSteps}, batch {Batch}, device {Device}.",
+                parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, totalSteps, batchSize, options.Device);
+        try
+        {
+            while (epoch < options.Epochs)
+            {
+                if (permutation is null)
+                {
+                    using var order = randperm(n, generator: generator);
+                    permutation = order.data<long>().ToArray();
+                }
+                while (stepInEpoch < stepsPerEpoch)
+                {
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        if (options.CheckpointPath is { } cancelPath)
+                            SaveCheckpoint(cancelPath);
+                        logger.LogWarning("Training cancelled at epoch {Epoch}, step {Step}/{TotalSteps}{Saved}.", epoch + 1, globalStep, totalSteps,
+                            options.CheckpointPath is null ? "" : $"; checkpoint written to {options.CheckpointPath}");
+                        cancellationToken.ThrowIfCancellationRequested();
+                    }
+
+                    int start = stepInEpoch * batchSize;
+                    int count = (int)Math.Min(batchSize, n - start);
+                    var indices = permutation.AsSpan(start, count).ToArray();
+                    double lr = options.LearningRateAt(epoch, globalStep, totalSteps);
+                    float loss = Step(data, indices, lr);
+
+                    stepInEpoch++;
+                    globalStep++;
+                    epochLossSum += loss;
+                    imagesRun += count;
+                    stepLosses.Add(loss);
+
+                    if (progress is not null)
+                    {
+                        var elapsed = clock.Elapsed;
+                        double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);
+                        var remaining = TimeSpan.FromSeconds(seconds / stepLosses.Count * (totalSteps - globalStep));
+                        progress.Report(new TrainingProgress(epoch + 1, options.Epochs, stepInEpoch, stepsPerEpoch, globalStep, totalSteps,
+                            loss, epochLossSum / stepInEpoch, paramGroup.LearningRate, imagesRun / seconds, elapsed, remaining));
+                    }
+
+                    if (options.CheckpointPath is { } path && stepInEpoch < stepsPerEpoch &&
+                        ((options.CheckpointEverySteps > 0 && globalStep % options.CheckpointEverySteps == 0) ||
+                         (options.CheckpointInterval > TimeSpan.Zero && sinceCheckpoint.Elapsed >= options.CheckpointInterval)))
+                    {
+                        SaveCheckpoint(path);
+                        sinceCheckpoint.Restart();
+                    }
+                }
+
+                double mean = epochLossSum / stepsPerEpoch;
+                epochMeans.Add(mean);
+                epoch++;
+                stepInEpoch = 0;
+                epochLossSum = 0;
+                permutation = null;
+                logger.LogInformation("Epoch {Epoch}/{Epochs}: mean loss {Loss:F5}, {Rate:F1} images/s, elapsed {Elapsed}.",
+                    epoch, options.Epochs, mean, imagesRun / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed);
+                if (options.CheckpointPath is { } epochPath)
+                {
+                    SaveCheckpoint(epochPath);
+                    sinceCheckpoint.Restart();
+                }
+            }
+        }
+        finally
+        {
+            Model.train(wasTraining);
+        }
+        var total = clock.Elapsed;
+        return new TrainingResult(stepLosses.Count, totalSteps, epoch, stepLosses, epochMeans, total,
+            imagesRun / Math.Max(total.TotalSeconds, 1e-9));
+    }
+
+    /// <summary>
+    /// Writes a checkpoint of the current state to <paramref name="path"/> atomically (the previous file stays intact
+    /// until the new one is complete). The file is also a model file with the raw weights.
+    /// </summary>
+    /// <param name="path">Target file.</param>
+    public void SaveCheckpoint(string path)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var scope = NewDisposeScope();
+        var extras = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var states = AdamStates();
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            string name = parameters[i].Name;
+            extras[TrainingCheckpoint.ExpAvgPrefix + name] = states[i].exp_avg;
+            extras[TrainingCheckpoint.ExpAvgSqPrefix + name] = states[i].exp_avg_sq;
+            extras[TrainingCheckpoint.StepPrefix + name] = tensor(new[] { states[i].step });
+        }
+        if (ema is not null)
+            foreach (var (key, value) in ema.Shadow)
+                extras[TrainingCheckpoint.EmaPrefix + key] = value;
+        extras[TrainingCheckpoint.RngStateKey] = generator.get_state();
+        if (permutation is not null)
+            extras[TrainingCheckpoint.PermutationKey] = tensor(permutation);
+        var state = new TrainingState(TrainingCheckpoint.Version, epoch, stepInEpoch, globalStep, options.BatchSize, dataCount,
+            epochLossSum, ema?.Updates ?? -1, permutation is not null);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [TrainingCheckpoint.StateKey] = JsonSerializer.Serialize(state, TrainingCheckpoint.Json),
+            [TrainingCheckpoint.OptionsKey] = JsonSerializer.Serialize(options, TrainingCheckpoint.Json),
+        };
+        ModelFile.Save(path, Model, Scheduler, metadata, extras);
+        logger.LogDebug("Checkpoint written to {Path} at epoch {Epoch}, step {Step}.", path, epoch + 1, globalStep);
+    }
+
+    /// <summary>
+    /// Restores the complete training state from a checkpoint into this trainer (weights, optimizer, EMA, generator,
+    /// position), so that <see cref="Train"/> continues that run. Everything is checked before anything is changed: on
+    /// an exception the trainer and the file are untouched.
+    /// </summary>
+    /// <param name="checkpointPath">A checkpoint written by a trainer for the same architecture and schedule.</param>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="checkpointPath"/>.</exception>
+    /// <exception cref="InvalidDataException">The file is damaged, not a training checkpoint, for another architecture or
+    /// schedule, or for another batch size; the message says which.</exception>
+    public void LoadCheckpoint(string checkpointPath)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
+        using var loaded = ModelFile.Load(checkpointPath);
+        Restore(checkpointPath, loaded.Model.Config, loaded.Scheduler, loaded.Model.state_dict(), loaded.Metadata, loaded.ExtraTensors);
+    }
+
+    /// <summary>Exports the current weights as a plain model file (written atomically).</summary>
+    /// <param name="path">Target file.</param>
+    /// <param name="useEma">True to export the exponential moving average of the weights (recommended for sampling and
+    /// classification), false for the raw weights.</param>
+    /// <exception cref="InvalidOperationException"><paramref name="useEma"/> is true but the EMA is off.</exception>
+    public void SaveModel(string path, bool useEma)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["weights"] = useEma ? "ema" : "raw",
+            ["trained_epochs"] = epoch.ToString(CultureInfo.InvariantCulture),
+            ["trained_steps"] = globalStep.ToString(CultureInfo.InvariantCulture),
+        };
+        if (!useEma)
+        {
+            ModelFile.Save(path, Model, Scheduler, metadata);
+            return;
+        }
+        if (ema is null)
+            throw new InvalidOperationException("The EMA of the weights is off (EmaDecay = 0); export the raw weights with useEma: false.");
+        // Swap the EMA weights in for the save and restore the raw ones afterwards.
+        using var scope = NewDisposeScope();
+        var raw = Model.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone(), StringComparer.Ordinal);
+        try
+        {
+            ModelFile.CopyStateDict(Model, ema.Shadow);
+            ModelFile.Save(path, Model, Scheduler, metadata);
+        }
+        finally
+        {
+            ModelFile.CopyStateDict(Model, raw);
+        }
+    }
+
+    /// <summary>Disposes the optimizer state, EMA and generator, and the model if this trainer built it.</summary>
+    public void Dispose()
+    {
+        if (disposed) return;
+        disposed = true;
+        optimizer.Dispose();
+        ema?.Dispose();
+        generator.Dispose();
+        if (ownsModel) Model.Dispose();
+    }
+
+    /// <summary>
+    /// Draws one step's randomness from the trainer's generator, in the order training uses: timesteps int64 [B] in
+    /// 1..T, noise float32 [B, C, H, W], label mask float32 [B] (1 = drop). CPU tensors the caller owns.
+    /// </summary>
+    internal (Tensor Timesteps, Tensor Noise, Tensor Mask) DrawNoise(long batch)
+    {
+        var c = Model.Config;
+        using var scope = NewDisposeScope();
+        var t = Scheduler.SampleTimesteps(batch, generator);
+        var eps = randn(new[] { batch, c.InChannels, c.Height, c.Width }, ScalarType.Float32, generator: generator);
+        var mask = rand(new[] { batch }, ScalarType.Float32, generator: generator).lt(options.LabelDropProbability).to(ScalarType.Float32);
+        return (t.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope());
+    }
+
+    private float Step(ITrainingData data, long[] indices, double learningRate)
+    {
+        // The caller may be inside a no_grad or inference scope; training needs autograd.
+        using var grad = enable_grad();
+        using var scope = NewDisposeScope();
+        var (images, labels) = data.GetBatch(indices);
+        ValidateBatch(images, labels, indices.Length);
+        images = images.to(device);
+        labels = labels.to(device);
+        var (t, eps, mask) = DrawNoise(indices.Length);
+        eps = eps.to(device);
+        var xt = Scheduler.AddNoise(images, eps, t.to(device));
+        var tNorm = Scheduler.NormalizeTimesteps(t).to(device);
+
+        paramGroup.LearningRate = learningRate;
+        optimizer.zero_grad();
+        var predicted = Model.forward(xt, labels, tNorm, mask.to(device));
+        var loss = nn.functional.mse_loss(predicted, eps);
+        float value = loss.item<float>();
+        if (!float.IsFinite(value))
+            throw new InvalidOperationException($"The loss became {value} at epoch {epoch + 1}, step {globalStep + 1}; training stopped before the update (try a lower LearningRate or GradientClipNorm).");
+        loss.backward();
+        if (options.GradientClipNorm > 0)
+            nn.utils.clip_grad_norm_(parameters.Select(p => p.Parameter), options.GradientClipNorm);
+        optimizer.step();
+        ema?.Update(Model);
+        return value;
+    }
+
+    private void ValidateBatch(Tensor images, Tensor labels, int count)
+    {
+        var c = Model.Config;
+        if (images is null || labels is null)
+            throw new ArgumentException("The training data returned a null tensor.", "data");
+        if (images.dtype != ScalarType.Float32 || !images.shape.SequenceEqual(new long[] { count, c.InChannels, c.Height, c.Width }))
+            throw new ArgumentException($"The training data returned images {images.dtype} [{string.Join(", ", images.shape)}] but the model needs Float32 [{count}, {c.InChannels}, {c.Height}, {c.Width}].", "data");
+        if (labels.dtype != ScalarType.Int64 || !labels.shape.SequenceEqual(new long[] { count }))
+            throw new ArgumentException($"The training data returned labels {labels.dtype} [{string.Join(", ", labels.shape)}] but the model needs Int64 [{count}].", "data");
+        double min = images.min().item<float>(), max = images.max().item<float>();
+        if (!(min >= 0 && max <= 1))
+            throw new ArgumentException($"The training data returned image values from {min} to {max}; they must be finite and in [0, 1].", "data");
+        long minLabel = labels.min().item<long>(), maxLabel = labels.max().item<long>();
+        if (minLabel < 0 || maxLabel >= c.Classes)
+            throw new ArgumentException($"The training data returned labels from {minLabel} to {maxLabel}; they must lie in [0, {c.Classes}).", "data");
+    }
+
+    private List<Adam.State> AdamStates()
+    {
+        var states = optimizer.state_dict().State.Cast<Adam.State>().ToList();
+        if (states.Count != parameters.Count)
+            throw new InvalidOperationException($"The optimizer holds {states.Count} parameter states for {parameters.Count} parameters.");
+        return states;
+    }
+
+    private static TrainingOptions ReadOptions(IReadOnlyDictionary<string, string> metadata, string path)
+    {
+        if (!metadata.TryGetValue(TrainingCheckpoint.OptionsKey, out var json))
+            throw new InvalidDataException($"'{path}' is not a training checkpoint: it has no '{TrainingCheckpoint.OptionsKey}' metadata.");
+        try
+        {
+            var read = JsonSerializer.Deserialize<TrainingOptions>(json, TrainingCheckpoint.Json)
+                ?? throw new InvalidDataException($"'{path}': the '{TrainingCheckpoint.OptionsKey}' metadata is null.");
+            read.Validate();
+            return read;
+        }
+        catch (Exception e) when (e is JsonException or ArgumentException)
+        {
+            throw new InvalidDataException($"'{path}': the stored training options are invalid: {e.Message}", e);
+        }
+    }
+
+    private void Restore(string path, ConditionalUNetConfig config, DdpmScheduler scheduler, IReadOnlyDictionary<string, Tensor>? weights,
+        IReadOnlyDictionary<string, string> metadata, IReadOnlyDictionary<string, Tensor> extras)
+    {
+        // 1. Check everything; change nothing.
+        if (!metadata.TryGetValue(TrainingCheckpoint.StateKey, out var stateJson))
+            throw new InvalidDataException($"'{path}' is a model file but not a training checkpoint: it has no '{TrainingCheckpoint.StateKey}' metadata.");
+        TrainingState state;
+        try
+        {
+            state = JsonSerializer.Deserialize<TrainingState>(stateJson, TrainingCheckpoint.Json)
+                ?? throw new InvalidDataException($"'{path}': the '{TrainingCheckpoint.StateKey}' metadata is null.");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"'{path}': the '{TrainingCheckpoint.StateKey}' metadata is not valid: {e.Message}", e);
+        }
+        if (state.Version != TrainingCheckpoint.Version)
+            throw new InvalidDataException($"'{path}' has training-state version {state.Version}; this library reads version {TrainingCheckpoint.Version}.");
+        if (config != Model.Config)
+            throw new InvalidDataException($"'{path}' holds a model {config} but this trainer's model is {Model.Config}.");
+        if (scheduler.NumTrainTimesteps != Scheduler.NumTrainTimesteps || scheduler.BetaStart != Scheduler.BetaStart || scheduler.BetaEnd != Scheduler.BetaEnd)
+            throw new InvalidDataException($"'{path}' was trained with the schedule T={scheduler.NumTrainTimesteps}, betas {scheduler.BetaStart}..{scheduler.BetaEnd} but this trainer uses T={Scheduler.NumTrainTimesteps}, betas {Scheduler.BetaStart}..{Scheduler.BetaEnd}.");
+        if (state.BatchSize != options.BatchSize)
+            throw new InvalidDataException($"'{path}' was trained with BatchSize {state.BatchSize} but the options say {options.BatchSize}; resume with the same batch size.");
+        if (state.Epoch < 0 || state.StepInEpoch < 0 || state.GlobalStep < 0 || state.DataCount < 0 || double.IsNaN(state.EpochLossSum))
+            throw new InvalidDataException($"'{path}' has an invalid training position: {state}.");
+        if (state.Epoch > options.Epochs || (state.Epoch == options.Epochs && state.StepInEpoch > 0))
+            throw new InvalidDataException($"'{path}' is at epoch {state.Epoch + 1}, beyond the {options.Epochs} epochs of the options.");
+        if (state.DataCount > 0)
+        {
+            long spe = (state.DataCount + state.BatchSize - 1) / state.BatchSize;
+            if (state.StepInEpoch > spe || state.GlobalStep != state.Epoch * spe + state.StepInEpoch)
+                throw new InvalidDataException($"'{path}' has an inconsistent training position: {state}.");
+        }
+
+        var states = AdamStates();
+        var adam = new (Tensor ExpAvg, Tensor ExpAvgSq, long Step)[parameters.Count];
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            var (name, p) = parameters[i];
+            var expAvg = RequireExtra(path, extras, TrainingCheckpoint.ExpAvgPrefix + name, p.shape, ScalarType.Float32);
+            var expAvgSq = RequireExtra(path, extras, TrainingCheckpoint.ExpAvgSqPrefix + name, p.shape, ScalarType.Float32);
+            var stepTensor = RequireExtra(path, extras, TrainingCheckpoint.StepPrefix + name, new long[] { 1 }, ScalarType.Int64);
+            long step = stepTensor.item<long>();
+            if (step < 0)
+                throw new InvalidDataException($"'{path}': Adam step count {step} of '{name}' is negative.");
+            adam[i] = (expAvg, expAvgSq, step);
+        }
+
+        Dictionary<string, Tensor>? emaValues = null;
+        if (ema is not null && state.EmaUpdates >= 0)
+        {
+            emaValues = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            foreach (var (key, shadow) in ema.Shadow)
+                emaValues[key] = RequireExtra(path, extras, TrainingCheckpoint.EmaPrefix + key, shadow.shape, shadow.dtype);
+        }
+
+        var rng = RequireExtra(path, extras, TrainingCheckpoint.RngStateKey, null, ScalarType.Byte);
+        using var currentRng = generator.get_state();
+        if (!rng.shape.SequenceEqual(currentRng.shape))
+            throw new InvalidDataException($"'{path}': the generator state has shape [{string.Join(", ", rng.shape)}] but [{string.Join(", ", currentRng.shape)}] is expected.");
+
+        long[]? order = null;
+        if (state.HasPermutation)
+        {
+            var perm = RequireExtra(path, extras, TrainingCheckpoint.PermutationKey, new[] { state.DataCount }, ScalarType.Int64);
+            order = perm.data<long>().ToArray();
+            var seen = new bool[order.Length];
+            foreach (var i in order)
+            {
+                if (i < 0 || i >= order.Length || seen[i])
+                    throw new InvalidDataException($"'{path}': the stored item order is not a permutation of 0..{order.Length - 1}.");
+                seen[i] = true;
+            }
+        }
+
+        // 2. Apply.
+        if (weights is not null)
+            ModelFile.CopyStateDict(Model, weights);
+        using (no_grad())
+        {
+            for (int i = 0; i < parameters.Count; i++)
+            {
+                states[i].exp_avg.copy_(adam[i].ExpAvg);
+                states[i].exp_avg_sq.copy_(adam[i].ExpAvgSq);
+                states[i].step = adam[i].Step;
+            }
+        }
+        if (ema is not null)
+        {
+            if (emaValues is not null)
+            {
+                ema.Load(emaValues, state.EmaUpdates);
+            }
+            else
+            {
+                logger.LogWarning("'{Path}' has no EMA weights; the EMA restarts from the checkpoint's weights.", path);
+                ema.Dispose();
+                ema = new ExponentialMovingAverage(Model, options.EmaDecay);
+            }
+        }
+        generator.set_state(rng);
+        permutation = order;
+        epoch = state.Epoch;
+        stepInEpoch = state.StepInEpoch;
+        globalStep = state.GlobalStep;
+        epochLossSum = state.EpochLossSum;
+        dataCount = state.DataCount;
+        WarnAboutChangedOptions(path, metadata);
+        logger.LogInformation("Resumed from '{Path}': epoch {Epoch}, step {Step} ({StepInEpoch} into the epoch).", path, epoch + 1, globalStep, stepInEpoch);
+    }
+
+    private void WarnAboutChangedOptions(string path, IReadOnlyDictionary<string, string> metadata)
+    {
+        if (!metadata.TryGetValue(TrainingCheckpoint.OptionsKey, out var json))
+            return;
+        TrainingOptions? stored;
+        try { stored = JsonSerializer.Deserialize<TrainingOptions>(json, TrainingCheckpoint.Json); }
+        catch (JsonException) { return; }
+        if (stored is null) return;
+        var changed = new List<string>();
+        if (stored.Epochs != options.Epochs) changed.Add($"Epochs {stored.Epochs} -> {options.Epochs}");
+        if (stored.LearningRate != options.LearningRate) changed.Add($"LearningRate {stored.LearningRate} -> {options.LearningRate}");
+        if (stored.LearningRateSchedule != options.LearningRateSchedule) changed.Add($"LearningRateSchedule {stored.LearningRateSchedule} -> {options.LearningRateSchedule}");
+        if (stored.LabelDropProbability != options.LabelDropProbability) changed.Add($"LabelDropProbability {stored.LabelDropProbability} -> {options.LabelDropProbability}");
+        if (stored.Seed != options.Seed) changed.Add($"Seed {stored.Seed} -> {options.Seed} (the stored generator state is used)");
+        if (stored.EmaDecay != options.EmaDecay) changed.Add($"EmaDecay {stored.EmaDecay} -> {options.EmaDecay}");
+        if (stored.GradientClipNorm != options.GradientClipNorm) changed.Add($"GradientClipNorm {stored.GradientClipNorm} -> {options.GradientClipNorm}");
+        if (changed.Count > 0)
+            logger.LogWarning("Resuming '{Path}' with changed options ({Changes}): the run will differ from an uninterrupted one.", path, string.Join("; ", changed));
+    }
+
+    private static Tensor RequireExtra(string path, IReadOnlyDictionary<string, Tensor> extras, string key, long[]? shape, ScalarType dtype)
+    {
+        if (!extras.TryGetValue(key, out var t))
+            throw new InvalidDataException($"'{path}' is not a complete training checkpoint: tensor '{ModelFile.ExtraTensorPrefix}{key}' is missing.");
+        if (t.dtype != dtype)
+            throw new InvalidDataException($"'{path}': tensor '{ModelFile.ExtraTensorPrefix}{key}' has dtype {t.dtype} but {dtype} is expected.");
+        if (shape is not null && !t.shape.SequenceEqual(shape))
+            throw new InvalidDataException($"'{path}': tensor '{ModelFile.ExtraTensorPrefix}{key}' has shape [{string.Join(", ", t.shape)}] but [{string.Join(", ", shape)}] is expected.");
+        return t;
+    }
+}

@@ -1,0 +1,19 @@
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Training;
+
+/// <summary>
+/// Labelled images a <see cref="DiffusionTrainer"/> can draw batches from. The trainer decides the order (a seeded
+/// permutation per epoch); the data source only returns the requested items.
+/// </summary>
+public interface ITrainingData
+{
+    /// <summary>Number of items; at least 1.</summary>
+    long Count { get; }
+
+    /// <summary>Returns the items at <paramref name="indices"/>, in that order.</summary>
+    /// <param name="indices">Item indices, each in [0, <see cref="Count"/>).</param>
+    /// <returns>Images float32 [B, C, H, W] with values in [0, 1] and labels int64 [B], B = indices.Length, as new
+    /// tensors on any device. The caller owns and disposes them.</returns>
+    (Tensor Images, Tensor Labels) GetBatch(long[] indices);
+}

@@ -1,0 +1,17 @@
+namespace DiffusionClassifier.Training;
+
+/// <summary>How the learning rate changes during training (<see cref="TrainingOptions.LearningRateSchedule"/>).</summary>
+public enum LearningRateSchedule
+{
+    /// <summary>
+    /// The reference recipe: constant within an epoch, <c>lr * (1 - e / E)</c> for the zero-based epoch index e of
+    /// E epochs (so the last epoch trains at <c>lr / E</c>).
+    /// </summary>
+    LinearPerEpoch,
+
+    /// <summary>A smooth linear decay: <c>lr * (1 - s / S)</c> for the zero-based global step s of S steps.</summary>
+    LinearPerStep,
+
+    /// <summary>No decay: <c>lr</c> throughout.</summary>
+    Constant,
+}

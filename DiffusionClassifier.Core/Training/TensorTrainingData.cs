@@ -1,0 +1,61 @@
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Training;
+
+/// <summary>
+/// <see cref="ITrainingData"/> over tensors already in memory: images float32 [N, C, H, W] in [0, 1] and labels
+/// int64 [N]. It keeps references to the tensors and does not own them: the caller keeps them alive while training
+/// and disposes them afterwards. Safe for concurrent reads.
+/// </summary>
+public sealed class TensorTrainingData : ITrainingData
+{
+    private readonly Tensor images;
+    private readonly Tensor labels;
+
+    /// <summary>Wraps the tensors after checking shapes, dtypes and value ranges.</summary>
+    /// <param name="images">float32 [N, C, H, W], values in [0, 1], N &gt;= 1.</param>
+    /// <param name="labels">int64 [N], values &gt;= 0.</param>
+    /// <exception cref="ArgumentException">A shape, dtype or value is wrong; the message says which.</exception>
+    public TensorTrainingData(Tensor images, Tensor labels)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(labels);
+        if (images.dim() != 4 || images.shape[0] < 1)
+            throw new ArgumentException($"Expected images of shape [N, C, H, W] with N >= 1 but got [{string.Join(", ", images.shape)}].", nameof(images));
+        if (images.dtype != ScalarType.Float32)
+            throw new ArgumentException($"Expected float32 images but got {images.dtype}.", nameof(images));
+        if (labels.dim() != 1 || labels.shape[0] != images.shape[0])
+            throw new ArgumentException($"Expected labels of shape [{images.shape[0]}] but got [{string.Join(", ", labels.shape)}].", nameof(labels));
+        if (labels.dtype != ScalarType.Int64)
+            throw new ArgumentException($"Expected int64 labels but got {labels.dtype}.", nameof(labels));
+        using (var scope = NewDisposeScope())
+        {
+            double min = images.min().item<float>(), max = images.max().item<float>();
+            if (!(min >= 0 && max <= 1))
+                throw new ArgumentException($"Image values must lie in [0, 1] (and be finite) but range from {min} to {max}.", nameof(images));
+            long minLabel = labels.min().item<long>();
+            if (minLabel < 0)
+                throw new ArgumentException($"Labels must not be negative but the smallest is {minLabel}.", nameof(labels));
+        }
+        this.images = images;
+        this.labels = labels;
+    }
+
+    /// <inheritdoc />
+    public long Count => images.shape[0];
+
+    /// <inheritdoc />
+    public (Tensor Images, Tensor Labels) GetBatch(long[] indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        long n = Count;
+        foreach (var i in indices)
+            if (i < 0 || i >= n)
+                throw new ArgumentOutOfRangeException(nameof(indices), i, $"Index {i} is outside [0, {n}).");
+        using var scope = NewDisposeScope();
+        var idx = tensor(indices, ScalarType.Int64, images.device);
+        var x = images.index_select(0, idx);
+        var y = labels.index_select(0, idx.to(labels.device));
+        return (x.MoveToOuterDisposeScope(), y.MoveToOuterDisposeScope());
+    }
+}

@@ -1,0 +1,135 @@
+using System.Text.Json.Serialization;
+using static System.FormattableString;
+
+namespace DiffusionClassifier.Training;
+
+/// <summary>
+/// Settings of a <see cref="DiffusionTrainer"/> run. The defaults follow the reference recipe (REFERENCE.md §3:
+/// Adam, lr 1e-4 decayed linearly per epoch, label drop 0.1) except for the epoch count, the batch size and the
+/// EMA of the weights, which are chosen for a CPU run. Call <see cref="Validate"/> (the trainer does) to check them.
+/// </summary>
+public sealed class TrainingOptions
+{
+    /// <summary>Passes over the training data. Default 20 (the reference classifier model trained 50).</summary>
+    public int Epochs { get; set; } = 20;
+
+    /// <summary>Images per optimizer step. Default 128 (the reference used 512 on a GPU; large batches are slow on
+    /// CPUs). The last batch of an epoch may be smaller (no images are dropped).</summary>
+    public int BatchSize { get; set; } = 128;
+
+    /// <summary>Initial Adam learning rate. Default 1e-4 (reference). Adam uses beta1 0.9, beta2 0.999, eps 1e-8
+    /// (PyTorch's defaults, as the reference).</summary>
+    public double LearningRate { get; set; } = 1e-4;
+
+    /// <summary>How the learning rate decays. Default <see cref="Training.LearningRateSchedule.LinearPerEpoch"/>
+    /// (reference).</summary>
+    [JsonConverter(typeof(JsonStringEnumConverter<LearningRateSchedule>))]
+    public LearningRateSchedule LearningRateSchedule { get; set; } = LearningRateSchedule.LinearPerEpoch;
+
+    /// <summary>Probability that a sample's label is dropped (the unconditional case of classifier-free guidance),
+    /// drawn independently per sample and step. Default 0.1 (reference).</summary>
+    public double LabelDropProbability { get; set; } = 0.1;
+
+    /// <summary>Seed of the trainer's random generator, which draws the shuffling, timesteps, noise and label drops.
+    /// Default 0. The network's initial weights are not drawn by the trainer: seed them where the model is
+    /// built.</summary>
+    public long Seed { get; set; }
+
+    /// <summary>Device to train on, as TorchSharp parses it ("cpu", "cuda", "cuda:1"). Default "cpu". The model is
+    /// moved there; random numbers are always drawn on the CPU so that a run is the same on every device.</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Where checkpoints are written (atomically, one file, overwritten each time); null (default) writes
+    /// none. A checkpoint is also a loadable model file.</summary>
+    public string? CheckpointPath { get; set; }
+
+    /// <summary>Write a checkpoint every this many optimizer steps; 0 (default) disables the step trigger.
+    /// Checkpoints are also written at the end of every epoch, on cancellation and by
+    /// <see cref="CheckpointInterval"/>.</summary>
+    public int CheckpointEverySteps { get; set; }
+
+    /// <summary>Write a checkpoint when this much time has passed since the last one; <see cref="TimeSpan.Zero"/>
+    /// disables the time trigger. Default 10 minutes (an MNIST epoch takes tens of minutes on a CPU).</summary>
+    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Decay of the exponential moving average (EMA) of the weights, in [0, 1); 0 disables it. Default 0.999.
+    /// After the n-th update the EMA is <c>d * ema + (1 - d) * w</c> with <c>d = min(EmaDecay, (1 + n) / (10 + n))</c>
+    /// (the usual warm-up, so that short runs are not dominated by the initial weights); floating buffers (BatchNorm
+    /// statistics) are averaged too, integer buffers copied. EMA weights usually sample and classify better than the
+    /// raw weights; they are kept in checkpoints and exported by <see cref="DiffusionTrainer.SaveModel"/>.</summary>
+    public double EmaDecay { get; set; } = 0.999;
+
+    /// <summary>Clip the global L2 norm of the gradients to this value before each step; 0 (default, reference)
+    /// disables clipping.</summary>
+    public double GradientClipNorm { get; set; }
+
+    /// <summary>If set, <c>torch.set_num_threads</c> is called with it when training starts (a process-wide setting).
+    /// Default null: leave libtorch's thread count alone.</summary>
+    public int? NumThreads { get; set; }
+
+    /// <summary>Throws if a setting is out of range.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range; the parameter name is the property name
+    /// and the message states the value and the allowed range.</exception>
+    /// <exception cref="ArgumentException"><see cref="Device"/> or <see cref="CheckpointPath"/> is not valid.</exception>
+    public void Validate()
+    {
+        if (Epochs < 1)
+            throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, Invariant($"Epochs must be at least 1 but is {Epochs}."));
+        if (BatchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, Invariant($"BatchSize must be at least 1 but is {BatchSize}."));
+        if (!(LearningRate > 0) || double.IsInfinity(LearningRate))
+            throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, Invariant($"LearningRate must be a positive finite number but is {LearningRate}."));
+        if (!Enum.IsDefined(LearningRateSchedule))
+            throw new ArgumentOutOfRangeException(nameof(LearningRateSchedule), LearningRateSchedule, Invariant($"LearningRateSchedule {(int)LearningRateSchedule} is not defined."));
+        if (!(LabelDropProbability >= 0 && LabelDropProbability <= 1))
+            throw new ArgumentOutOfRangeException(nameof(LabelDropProbability), LabelDropProbability, Invariant($"LabelDropProbability must lie in [0, 1] but is {LabelDropProbability}."));
+        if (string.IsNullOrWhiteSpace(Device))
+            throw new ArgumentException($"Device must name a device such as \"cpu\" but is '{Device}'.", nameof(Device));
+        try
+        {
+            _ = new TorchSharp.torch.Device(Device);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(Invariant($"Device '{Device}' is not a valid device: {e.Message}"), nameof(Device), e);
+        }
+        if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
+            throw new ArgumentException(Invariant($"CheckpointPath must be null or a file path but is '{CheckpointPath}'."), nameof(CheckpointPath));
+        if (CheckpointEverySteps < 0)
+            throw new ArgumentOutOfRangeException(nameof(CheckpointEverySteps), CheckpointEverySteps, Invariant($"CheckpointEverySteps must be 0 (off) or positive but is {CheckpointEverySteps}."));
+        if (CheckpointInterval < TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(CheckpointInterval), CheckpointInterval, Invariant($"CheckpointInterval must be zero (off) or positive but is {CheckpointInterval}."));
+        if (!(EmaDecay >= 0 && EmaDecay < 1))
+            throw new ArgumentOutOfRangeException(nameof(EmaDecay), EmaDecay, Invariant($"EmaDecay must lie in [0, 1) (0 = off) but is {EmaDecay}."));
+        if (!(GradientClipNorm >= 0) || double.IsInfinity(GradientClipNorm))
+            throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, Invariant($"GradientClipNorm must be 0 (off) or a positive finite number but is {GradientClipNorm}."));
+        if (NumThreads is < 1)
+            throw new ArgumentOutOfRangeException(nameof(NumThreads), NumThreads, Invariant($"NumThreads must be null or at least 1 but is {NumThreads}."));
+    }
+
+    /// <summary>
+    /// The learning rate of a step under <see cref="LearningRateSchedule"/>.
+    /// </summary>
+    /// <param name="epoch">Zero-based epoch index, 0..Epochs-1.</param>
+    /// <param name="globalStep">Zero-based step index over the whole run, 0..totalSteps-1.</param>
+    /// <param name="totalSteps">Steps of the whole run (steps per epoch times <see cref="Epochs"/>).</param>
+    /// <returns>The learning rate.</returns>
+    public double LearningRateAt(int epoch, long globalStep, long totalSteps)
+    {
+        if (epoch < 0 || epoch >= Epochs)
+            throw new ArgumentOutOfRangeException(nameof(epoch), epoch, $"epoch must lie in 0..{Epochs - 1}.");
+        if (totalSteps < 1)
+            throw new ArgumentOutOfRangeException(nameof(totalSteps), totalSteps, "totalSteps must be at least 1.");
+        if (globalStep < 0 || globalStep >= totalSteps)
+            throw new ArgumentOutOfRangeException(nameof(globalStep), globalStep, $"globalStep must lie in 0..{totalSteps - 1}.");
+        return LearningRateSchedule switch
+        {
+            LearningRateSchedule.LinearPerEpoch => LearningRate * (1 - (double)epoch / Epochs),
+            LearningRateSchedule.LinearPerStep => LearningRate * (1 - (double)globalStep / totalSteps),
+            _ => LearningRate,
+        };
+    }
+
+    /// <summary>A copy of these options.</summary>
+    public TrainingOptions Clone() => (TrainingOptions)MemberwiseClone();
+}
