@@ -48,7 +48,9 @@ public class BenchmarkSmokeTests
                 Invoke<GlobalSetupAttribute>(instance, methodName);
                 try
                 {
+                    Invoke<IterationSetupAttribute>(instance, methodName);
                     method.Invoke(instance, null);
+                    Invoke<IterationCleanupAttribute>(instance, methodName);
                 }
                 finally
                 {
