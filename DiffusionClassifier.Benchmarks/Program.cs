@@ -8,6 +8,12 @@ namespace DiffusionClassifier.Benchmarks;
 /// BenchmarkDotNet argument, e.g. <c>--job short</c> or <c>--job dry</c>); <c>dotnet run -c Release -- compare</c>
 /// runs the side-by-side comparison with PyTorch.
 /// </summary>
+/// <remarks>
+/// Benchmarks run in-process by default (<c>--inProcess</c> is added): BenchmarkDotNet's out-of-process toolchain
+/// builds a generated project that does not import this repository's build targets, so on Debian 12 / Ubuntu 22.04
+/// its copy of libLibTorchSharp.so is not patched for the system libstdc++ and TorchSharp cannot load. Pass
+/// <c>--outOfProcess</c> to use BenchmarkDotNet's default toolchain where the host libstdc++ is new enough.
+/// </remarks>
 public static class Program
 {
     /// <summary>Runs the comparison or the benchmarks selected on the command line.</summary>
@@ -18,7 +24,20 @@ public static class Program
         ArgumentNullException.ThrowIfNull(args);
         if (args.Length > 0 && args[0] == "compare")
             return CompareCommand.Run(args.Skip(1).ToArray(), Console.Out);
-        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(BenchmarkArguments(args));
         return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
+    }
+
+    /// <summary>The BenchmarkDotNet arguments: <c>--inProcess</c> added unless <c>--outOfProcess</c> (removed) is given.</summary>
+    /// <param name="args">The command line.</param>
+    public static string[] BenchmarkArguments(IReadOnlyList<string> args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        bool outOfProcess = args.Contains("--outOfProcess", StringComparer.OrdinalIgnoreCase);
+        var result = args.Where(a => !string.Equals(a, "--outOfProcess", StringComparison.OrdinalIgnoreCase)).ToList();
+        bool hasInProcess = result.Any(a => a is "--inProcess" or "-i");
+        if (!outOfProcess && !hasInProcess)
+            result.Add("--inProcess");
+        return result.ToArray();
     }
 }

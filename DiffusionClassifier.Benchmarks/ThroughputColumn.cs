@@ -88,7 +88,7 @@ public sealed class ThroughputColumn : IColumn
         if (workload is null)
             return "-";
         if (kind == Kind.EvaluationsPerImage)
-            return workload.EvaluationsPerImage.ToString("0.##", CultureInfo.InvariantCulture);
+            return workload.Images > 0 ? workload.EvaluationsPerImage.ToString("0.##", CultureInfo.InvariantCulture) : "-";
         double? medianNs = summary[benchmarkCase]?.ResultStatistics?.Median;
         if (medianNs is not > 0)
             return "-";
