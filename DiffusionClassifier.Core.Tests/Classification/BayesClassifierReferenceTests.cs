@@ -1,0 +1,170 @@
+using DiffusionClassifier.Classification;
+using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Tests.TestSupport;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Tests.Classification;
+
+/// <summary>The library's estimators against a straightforward implementation of REFERENCE.md §5 written here.</summary>
+public class BayesClassifierReferenceTests
+{
+    private static readonly DdpmScheduler Scheduler = new(50);
+
+    /// <summary>
+    /// The reference loop: for every class and every (t, eps), one full forward on x_t = sqrtab x0 + sqrtmab eps
+    /// (coefficients in float64), the per-image mean squared error, averaged over samples. Returns the per-pixel
+    /// mean error per class.
+    /// </summary>
+    private static double[] ReferenceScores(Modules.ConditionalUNet model, Tensor x0, int[] timesteps, Tensor noise)
+    {
+        using var scope = NewDisposeScope();
+        using var mode = no_grad();
+        model.eval();
+        int classes = model.Config.Classes;
+        var scores = new double[classes];
+        for (int c = 0; c < classes; c++)
+        {
+            double total = 0;
+            for (int j = 0; j < timesteps.Length; j++)
+            {
+                int t = timesteps[j];
+                var eps = noise[j].unsqueeze(0);
+                var xt = (x0.to(ScalarType.Float64) * Scheduler.SqrtAlphaBars[t] + eps.to(ScalarType.Float64) * Scheduler.SqrtOneMinusAlphaBars[t]).to(ScalarType.Float32);
+                var predicted = model.forward(xt, tensor(new long[] { c }), tensor(new float[] { (float)t / Scheduler.NumTrainTimesteps }));
+                total += (eps - predicted).square().mean().to(ScalarType.Float64).item<double>();
+            }
+            scores[c] = total / timesteps.Length;
+        }
+        return scores;
+    }
+
+    /// <summary>
+    /// A tiny model whose output layer is scaled up so that eps_hat is as large as eps: with PyTorch's initialisation
+    /// the error barely depends on t (and little on the label), and a test would not notice a mistake there.
+    /// </summary>
+    internal static Modules.ConditionalUNet LoudModel()
+    {
+        var model = TinyModels.Create();
+        using var mode = no_grad();
+        foreach (var (name, p) in model.named_parameters())
+            if (name.StartsWith("out.3.") || name.StartsWith("timeembed") || name.StartsWith("contextembed"))
+                p.mul_(3);
+        return model;
+    }
+
+    [Fact]
+    public void TheLoudModelsErrorsDependOnLabelAndTimestep()
+    {
+        using var model = LoudModel();
+        using var mode = no_grad();
+        using var x = rand(4, 1, 8, 8, generator: new Generator(1));
+        using var a = model.forward(x, tensor(new long[] { 0, 0, 0, 0 }), full(4, 0.5f));
+        using var b = model.forward(x, tensor(new long[] { 1, 1, 1, 1 }), full(4, 0.5f));
+        using var c = model.forward(x, tensor(new long[] { 0, 0, 0, 0 }), full(4, 0.45f));
+        Assert.InRange(a.std().item<float>(), 0.3, 3);
+        Assert.True((a - b).abs().mean().item<float>() > 1e-2 * a.abs().mean().item<float>());
+        Assert.True((a - c).abs().mean().item<float>() > 1e-3 * a.abs().mean().item<float>());
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ReferencePresetReproducesTheReferenceLoop(bool shareTrunk)
+    {
+        using var model = LoudModel();
+        using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Reference with { Seed = 11, ShareTrunk = shareTrunk, ChunkSize = 37 });
+        using var x0 = rand(new long[] { 1, 1, 8, 8 }, generator: new Generator(5));
+        const int n = 7;
+        var prediction = classifier.Predict(x0, n);
+        var (timesteps, noise) = classifier.DrawNoise(n);
+        using (noise)
+        {
+            Assert.Equal(new long[] { n, 1, 8, 8 }, noise.shape);
+            var expected = ReferenceScores(model, x0, timesteps, noise);
+            for (int c = 0; c < expected.Length; c++)
+                Assert.Equal(expected[c], prediction.MeanErrors[c], 1e-5 * expected[c]);
+            Assert.Equal(Array.IndexOf(expected, expected.Min()), prediction.Label);
+
+            // Probabilities: softmax of minus the summed squared error (mean x 64 pixels).
+            var logits = expected.Select(e => -e * 64).ToArray();
+            double max = logits.Max();
+            var exp = logits.Select(l => Math.Exp(l - max)).ToArray();
+            for (int c = 0; c < expected.Length; c++)
+                Assert.Equal(exp[c] / exp.Sum(), prediction.Probabilities[c], 1e-3 * Math.Max(prediction.Probabilities[c], 1e-3));
+        }
+        Assert.Equal(n * 10, prediction.NetworkEvaluations);
+        Assert.All(prediction.SamplesPerClass, s => Assert.Equal(n, s));
+        Assert.Empty(prediction.PrunedClasses);
+    }
+
+    [Fact]
+    public void ReferenceTimestepsAreUniformOverOneToT()
+    {
+        using var model = TinyModels.Create();
+        using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Reference);
+        var (timesteps, noise) = classifier.DrawNoise(5000, seed: 3);
+        using (noise)
+        {
+            Assert.Equal(1, timesteps.Min());
+            Assert.Equal(50, timesteps.Max());
+            Assert.Equal(25.5, timesteps.Average(), 1.0); // sd of the mean is 0.2
+            // Unit-variance noise.
+            Assert.Equal(0.0, noise.mean().item<float>(), 0.01);
+            Assert.Equal(1.0, noise.std().item<float>(), 0.01);
+        }
+        var (again, noise2) = classifier.DrawNoise(5000, seed: 3);
+        noise2.Dispose();
+        Assert.Equal(timesteps, again);
+    }
+
+    [Fact]
+    public void StratifiedTimestepsWithoutPruningAreTheSchedulersEvenlySpacedOnes()
+    {
+        using var model = TinyModels.Create();
+        using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { Pruning = null });
+        foreach (int n in new[] { 1, 7, 10, 50 })
+        {
+            var (t, noise) = classifier.DrawNoise(n, seed: 1);
+            noise.Dispose();
+            Assert.Equal(Scheduler.EvenlySpacedTimesteps(n), t);
+        }
+        // n > T: the same formula, each timestep repeated.
+        var (many, noise3) = classifier.DrawNoise(120, seed: 1);
+        noise3.Dispose();
+        Assert.Equal(Enumerable.Range(0, 120).Select(i => 1 + (int)Math.Floor((i + 0.5) * 50 / 120)), many);
+        Assert.Equal(Enumerable.Range(1, 50), many.Distinct().Order());
+    }
+
+    private static int MaxGap(IEnumerable<int> timesteps)
+    {
+        var sorted = timesteps.Order().Prepend(0).Append(Scheduler.NumTrainTimesteps + 1).ToArray();
+        return sorted.Zip(sorted.Skip(1), (a, b) => b - a).Max();
+    }
+
+    [Fact]
+    public void StratifiedTimestepsWithPruningSpreadEveryStagePrefix()
+    {
+        // n = 50 with stages after 10 and 25 samples: the first 10 are every fifth grid point (the centres of 10
+        // strata), the first 25 leave no gap wider than 2.5 strata of 25, and all 50 are the whole grid.
+        var grid = Scheduler.EvenlySpacedTimesteps(50);
+        var t = NoiseSampleStream.StratifiedTimesteps(Scheduler, 50, new[] { 10, 25 });
+        Assert.Equal(Enumerable.Range(0, 10).Select(k => grid[5 * k + 2]), t.Take(10));
+        Assert.Equal(25, t.Take(25).Distinct().Count());
+        Assert.True(MaxGap(t.Take(25)) <= 2.5 * 50 / 25, $"gap {MaxGap(t.Take(25))}");
+        Assert.Equal(grid, t.Order());
+
+        // Uneven boundaries: still a permutation of the grid, and the first stage spans the whole range.
+        var u = NoiseSampleStream.StratifiedTimesteps(Scheduler, 20, new[] { 3, 7 });
+        Assert.Equal(Scheduler.EvenlySpacedTimesteps(20), u.Order());
+        Assert.True(u[0] <= 10 && u[2] >= 40, string.Join(", ", u.Take(3)));
+
+        using var model = TinyModels.Create();
+        using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with
+        {
+            Pruning = new PruningSchedule(new PruningStage(0.2, 3), new PruningStage(0.5, 2)),
+        });
+        var (drawn, noise) = classifier.DrawNoise(50);
+        noise.Dispose();
+        Assert.Equal(t, drawn);
+    }
+}

@@ -1,0 +1,128 @@
+using DiffusionClassifier.Classification;
+
+namespace DiffusionClassifier.Tests.Classification;
+
+public class StagedEvaluationTests
+{
+    /// <summary>Errors from a fixed matrix [image][sample][class]; checks the chunking contract on every call.</summary>
+    private sealed class MatrixEvaluator(double[][][] errors, int chunkSize) : ISampleErrorEvaluator
+    {
+        public List<(int Image, int Sample, int Class)> Seen { get; } = new();
+
+        public void Evaluate(IReadOnlyList<SampleRequest> requests, double[][] result)
+        {
+            int rows = requests.Sum(r => r.Classes.Length);
+            Assert.True(requests.Count == 1 || rows <= chunkSize, $"chunk of {rows} rows exceeds {chunkSize}");
+            for (int r = 0; r < requests.Count; r++)
+                for (int k = 0; k < requests[r].Classes.Length; k++)
+                {
+                    int c = requests[r].Classes[k];
+                    Seen.Add((requests[r].Image, requests[r].Sample, c));
+                    result[r][k] = errors[requests[r].Image][requests[r].Sample][c];
+                }
+        }
+    }
+
+    private static double[][][] Matrix(int images, int samples, int classes, Func<int, int, int, double> f) =>
+        Enumerable.Range(0, images).Select(i => Enumerable.Range(0, samples).Select(j =>
+            Enumerable.Range(0, classes).Select(c => f(i, j, c)).ToArray()).ToArray()).ToArray();
+
+    [Fact]
+    public void PruningNeverDropsTheTrueClassWhenErrorsAreSeparated()
+    {
+        var rng = new Random(7);
+        for (int trial = 0; trial < 300; trial++)
+        {
+            int classes = rng.Next(2, 12), n = rng.Next(1, 60), images = rng.Next(1, 5);
+            var trueClass = Enumerable.Range(0, images).Select(_ => rng.Next(classes)).ToArray();
+            // Per-sample noise in [0, 1) around class means at least 1 apart (the true class lowest) and a common
+            // per-sample offset of up to +-50: the paired comparison must cancel it.
+            var offsets = Enumerable.Range(0, n).Select(_ => rng.NextDouble() * 100 - 50).ToArray();
+            var means = Enumerable.Range(0, images).Select(i => Enumerable.Range(0, classes)
+                .Select(c => c == trueClass[i] ? 10.0 : 11.0 + rng.NextDouble() * 5).ToArray()).ToArray();
+            var errors = Matrix(images, n, classes, (i, j, c) => means[i][c] + offsets[j] + rng.NextDouble());
+            int k1 = rng.Next(1, classes + 1), k2 = rng.Next(1, k1 + 1);
+            var schedule = k2 < k1
+                ? new PruningSchedule(new PruningStage(0.1 + 0.3 * rng.NextDouble(), k1), new PruningStage(0.5 + 0.4 * rng.NextDouble(), k2))
+                : new PruningSchedule(new PruningStage(0.1 + 0.8 * rng.NextDouble(), k1));
+            int chunk = rng.Next(1, 64);
+            var tallies = StagedEvaluation.Run(images, n, classes, schedule.Resolve(n), chunk, new MatrixEvaluator(errors, chunk), CancellationToken.None);
+            for (int i = 0; i < images; i++)
+            {
+                var p = ClassPrediction.FromTally(tallies[i], n, 0, 1, 1, 1);
+                Assert.Equal(trueClass[i], p.Label);
+                Assert.DoesNotContain(trueClass[i], p.PrunedClasses);
+                Assert.Equal(trueClass[i], Array.IndexOf(p.Probabilities.ToArray(), p.Probabilities.Max()));
+            }
+        }
+    }
+
+    [Fact]
+    public void PruningKeepsTheBestMeansAndSpendsTheRestOnlyOnSurvivors()
+    {
+        // 10 classes, n = 50, stage (10, keep 2): classes 3 and 7 are best on the first 10 samples.
+        int n = 50, classes = 10;
+        var errors = Matrix(1, n, classes, (_, j, c) => c == 3 ? 1.0 : c == 7 ? (j < 10 ? 1.5 : 0.5) : 2.0 + c);
+        var evaluator = new MatrixEvaluator(errors, 32);
+        var t = StagedEvaluation.Run(1, n, classes, new[] { (10, 2) }, 32, evaluator, CancellationToken.None)[0];
+        Assert.Equal(Enumerable.Range(0, classes).Select(c => c is 3 or 7 ? 50 : 10), t.Counts);
+        Assert.Equal(Enumerable.Range(0, classes).Select(c => c is not (3 or 7)), t.Pruned);
+        Assert.Equal(50, t.SamplesEvaluated);
+        Assert.Equal(180, evaluator.Seen.Count);
+        Assert.Equal(180, evaluator.Seen.Distinct().Count()); // no (sample, class) pair twice
+        Assert.Equal(1.0 * 50, t.ErrorSums[3], 12);
+        Assert.Equal(1.5 * 10 + 0.5 * 40, t.ErrorSums[7], 12);
+        Assert.Equal(4.0 * 10, t.ErrorSums[2], 12);
+        var p = ClassPrediction.FromTally(t, n, t.SamplesEvaluated, 4, 1, 1);
+        Assert.Equal(7, p.Label); // 35/50 = 0.7 < 1.0
+        Assert.Equal(new[] { 0, 1, 2, 4, 5, 6, 8, 9 }, p.PrunedClasses);
+        Assert.Equal(0.7 / 4, p.MeanErrors[7], 12);
+        Assert.Equal(180, p.NetworkEvaluations);
+        // Survivors: summed error per sample. Pruned: paired difference to the label on the first 10 samples + the label's score.
+        Assert.Equal(0.7, p.Scores[7], 12);
+        Assert.Equal(1.0, p.Scores[3], 12);
+        Assert.Equal((4.0 * 10 - 1.5 * 10) / 10 + 0.7, p.Scores[2], 12);
+        var expected = p.Scores.Select(x => Math.Exp(-x)).ToArray();
+        for (int c = 0; c < classes; c++)
+            Assert.Equal(expected[c] / expected.Sum(), p.Probabilities[c], 12);
+    }
+
+    [Fact]
+    public void AClassLeftAloneGetsNoFurtherSamples()
+    {
+        int n = 50, classes = 10;
+        var errors = Matrix(2, n, classes, (i, j, c) => c == i ? 0.0 : 1.0 + c);
+        var evaluator = new MatrixEvaluator(errors, 7);
+        var tallies = StagedEvaluation.Run(2, n, classes, new[] { (10, 2), (30, 1) }, 7, evaluator, CancellationToken.None);
+        foreach (var t in tallies)
+        {
+            Assert.Equal(10 * 10 + 20 * 2, t.Counts.Sum());
+            Assert.Equal(30, t.SamplesEvaluated);
+        }
+        Assert.Equal(30, tallies[0].Counts[0]);
+        Assert.Equal(30, tallies[0].Counts[1]);
+        Assert.Equal(280, evaluator.Seen.Count);
+    }
+
+    [Fact]
+    public void SamplesAreRequestedInOrderPerImageAndNeverSplitAcrossChunks()
+    {
+        int n = 13, classes = 10;
+        var evaluator = new MatrixEvaluator(Matrix(3, n, classes, (i, j, c) => (i * 31 + j * 7 + c * 3) % 11), 25);
+        StagedEvaluation.Run(3, n, classes, new[] { (4, 6), (9, 2) }, 25, evaluator, CancellationToken.None);
+        foreach (var group in evaluator.Seen.GroupBy(s => s.Image))
+        {
+            var samples = group.Select(s => s.Sample).ToArray();
+            Assert.Equal(samples.Order(), samples);
+        }
+    }
+
+    [Fact]
+    public void CancellationStopsTheLoop()
+    {
+        using var cts = new CancellationTokenSource();
+        cts.Cancel();
+        var evaluator = new MatrixEvaluator(Matrix(1, 5, 3, (_, _, _) => 1), 8);
+        Assert.Throws<OperationCanceledException>(() => StagedEvaluation.Run(1, 5, 3, Array.Empty<(int, int)>(), 8, evaluator, cts.Token));
+    }
+}

@@ -1,0 +1,409 @@
+using System.Diagnostics;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Classification;
+
+/// <summary>
+/// The diffusion classifier (Li et al. 2023): p(c | x) is proportional to exp(-E_{t,eps} ||eps - eps_theta(x_t, c)||^2),
+/// the expectation estimated by Monte Carlo over n (t, eps) pairs shared by every class (a paired comparison).
+/// </summary>
+/// <remarks>
+/// <para><b>Per image</b>: draw (t_j, eps_j), j = 1..n, from a generator seeded with the call's seed (default
+/// <see cref="BayesClassifierOptions.Seed"/>); x_t = <see cref="DdpmScheduler.AddNoise"/>(x0, eps, t); score every
+/// surviving class on the same x_t (trunk once per sample and the head per class when
+/// <see cref="BayesClassifierOptions.ShareTrunk"/>); prune between stages; label = the survivor with the lowest mean
+/// error; probabilities as described on <see cref="ClassPrediction"/>.</para>
+/// <para><b>Reproducibility</b>: the draw depends only on the seed, n and the options, never on the batch, the chunk
+/// size or other threads. With the default seed every image gets the same (t, eps) set (common random numbers), so
+/// a prediction is a pure function of the image: <c>PredictBatch(images)[i]</c> equals <c>Predict(images[i])</c> up to
+/// float rounding of differently sized network batches (about 1e-6 relative). Pass per-image seeds for independent
+/// draws.</para>
+/// <para><b>Thread safety</b>: <see cref="Predict(Tensor, int, long?, CancellationToken)"/> and the other predict
+/// methods may be called from several threads at once; each call has its own generator and dispose scope, runs under
+/// <c>torch.inference_mode()</c> (thread-local) and only reads the network, so it returns exactly what a sequential
+/// call with the same seed returns. Do not train, modify or dispose the model, or dispose the classifier, while calls
+/// are running. Each call also uses libtorch's intra-op threads: with several calling threads, or on a busy machine,
+/// <c>torch.set_num_threads(1)</c> avoids oversubscription (measured here: 2 intra-op threads on an overloaded 2-core
+/// machine cost 4x the CPU time of 1).</para>
+/// <para><b>Ownership</b>: the classifier does not own the model passed in unless <c>ownsModel</c> is true. It puts
+/// the model in eval mode. When <see cref="BayesClassifierOptions.Precision"/> or
+/// <see cref="BayesClassifierOptions.Device"/> differ from the model's, it runs a private converted copy, which it owns
+/// and disposes (building the copy draws once from the global generator for its throw-away initial weights).</para>
+/// </remarks>
+public sealed class BayesClassifier : IDisposable
+{
+    private const int MaxImagesPerGroup = 64;
+    private const double RangeTolerance = 1e-5;
+
+    private readonly ConditionalUNet model;
+    private readonly ConditionalUNet network;
+    private readonly bool ownsModel;
+    private readonly ScalarType networkType;
+    private readonly ILogger<BayesClassifier> logger;
+    private readonly int pixels;
+    private readonly double trunkFlops, headFlops;
+    private volatile bool disposed;
+
+    /// <summary>Creates a classifier.</summary>
+    /// <param name="model">The trained noise-prediction network; put in eval mode.</param>
+    /// <param name="scheduler">The noise schedule the model was trained with.</param>
+    /// <param name="options">The estimator; null uses <see cref="BayesClassifierOptions.Default"/>. Validated here.</param>
+    /// <param name="logger">Receives debug timings; null logs nothing.</param>
+    /// <param name="ownsModel">Dispose <paramref name="model"/> with the classifier.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="model"/> or <paramref name="scheduler"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public BayesClassifier(ConditionalUNet model, DdpmScheduler scheduler, BayesClassifierOptions? options = null,
+        ILogger<BayesClassifier>? logger = null, bool ownsModel = false)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(scheduler);
+        options ??= BayesClassifierOptions.Default;
+        options.Validate();
+        this.model = model;
+        this.ownsModel = ownsModel;
+        Scheduler = scheduler;
+        Options = options;
+        this.logger = logger ?? NullLogger<BayesClassifier>.Instance;
+
+        var config = model.Config;
+        pixels = config.InChannels * config.Height * config.Width;
+        trunkFlops = config.TrunkFlops();
+        headFlops = config.HeadFlops();
+
+        var first = model.parameters().First();
+        Device = options.Device ?? first.device;
+        networkType = options.Precision == InferencePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        model.eval();
+        if (first.dtype == networkType && SameDevice(first.device, Device))
+        {
+            network = model;
+        }
+        else
+        {
+            network = new ConditionalUNet(config);
+            using (no_grad())
+                network.load_state_dict(model.state_dict());
+            network.to(Device);
+            network.to(networkType);
+            network.eval();
+            this.logger.LogDebug("Running a {Type} copy of the model on {Device}.", networkType, Device);
+        }
+    }
+
+    /// <summary>The network's configuration (image shape, classes).</summary>
+    public ConditionalUNetConfig ModelConfig => model.Config;
+
+    /// <summary>The noise schedule.</summary>
+    public DdpmScheduler Scheduler { get; }
+
+    /// <summary>The estimator (validated, immutable).</summary>
+    public BayesClassifierOptions Options { get; }
+
+    /// <summary>The device the network runs on; images passed in must live there.</summary>
+    public Device Device { get; }
+
+    /// <summary>Classifies one image.</summary>
+    /// <param name="image">Pixels in [0, 1], float32 or float64, shape [C, H, W], [1, C, H, W], or [H, W] when C = 1;
+    /// on <see cref="Device"/>.</param>
+    /// <param name="n">Monte Carlo samples per class before pruning, 1..<see cref="BayesClassifierOptions.MaxSamples"/>.</param>
+    /// <param name="seed">Seed of this image's draw; null uses <see cref="BayesClassifierOptions.Seed"/>.</param>
+    /// <param name="cancellationToken">Checked between network calls.</param>
+    /// <returns>The prediction.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="image"/> is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="image"/> has the wrong shape, dtype or device, or holds NaN,
+    /// infinity or values outside [0, 1].</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is out of range.</exception>
+    /// <exception cref="ObjectDisposedException">The classifier was disposed.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public ClassPrediction Predict(Tensor image, int n, long? seed = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(image);
+        ValidateSamples(n);
+        var c = model.Config;
+        using var scope = NewDisposeScope();
+        bool ok = (image.dim() == 4 && image.shape[0] == 1 && Matches(image, 1))
+            || (image.dim() == 3 && Matches(image, 0))
+            || (image.dim() == 2 && c.InChannels == 1 && image.shape[0] == c.Height && image.shape[1] == c.Width);
+        if (!ok)
+            throw new ArgumentException(
+                $"Expected an image of shape [{c.InChannels}, {c.Height}, {c.Width}] or [1, {c.InChannels}, {c.Height}, {c.Width}]" +
+                (c.InChannels == 1 ? $" or [{c.Height}, {c.Width}]" : "") + $" but got [{string.Join(", ", image.shape)}].", nameof(image));
+        var batch = CheckedImages(image.reshape(1, c.InChannels, c.Height, c.Width), nameof(image));
+        return Run(batch, n, new[] { seed ?? Options.Seed }, null, cancellationToken)[0];
+    }
+
+    /// <summary>Classifies one image given as C x H x W pixel values in [0, 1] (784 for MNIST), row-major.</summary>
+    /// <param name="pixels">The pixels.</param>
+    /// <param name="n">Monte Carlo samples per class before pruning.</param>
+    /// <param name="seed">Seed of the draw; null uses <see cref="BayesClassifierOptions.Seed"/>.</param>
+    /// <param name="cancellationToken">Checked between network calls.</param>
+    /// <returns>The prediction.</returns>
+    /// <exception cref="ArgumentException">Wrong length, NaN, infinity or values outside [0, 1].</exception>
+    public ClassPrediction Predict(float[] pixels, int n, long? seed = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(pixels);
+        CheckLength(pixels.Length, nameof(pixels));
+        ValidateSamples(n);
+        for (int i = 0; i < pixels.Length; i++)
+        {
+            float v = pixels[i];
+            if (!float.IsFinite(v) || v < -RangeTolerance || v > 1 + RangeTolerance)
+                throw new ArgumentException($"pixels[{i}] = {v} is not a value in [0, 1].", nameof(pixels));
+        }
+        var c = model.Config;
+        using var scope = NewDisposeScope();
+        var image = tensor(pixels, new long[] { 1, c.InChannels, c.Height, c.Width }).to(Device);
+        return Run(image, n, new[] { seed ?? Options.Seed }, null, cancellationToken)[0];
+    }
+
+    /// <summary>Classifies one image given as C x H x W bytes (0..255, divided by 255), row-major: e.g. an MNIST digit.</summary>
+    /// <param name="pixels">The pixels.</param>
+    /// <param name="n">Monte Carlo samples per class before pruning.</param>
+    /// <param name="seed">Seed of the draw; null uses <see cref="BayesClassifierOptions.Seed"/>.</param>
+    /// <param name="cancellationToken">Checked between network calls.</param>
+    /// <returns>The prediction.</returns>
+    /// <exception cref="ArgumentException">Wrong length.</exception>
+    public ClassPrediction Predict(byte[] pixels, int n, long? seed = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(pixels);
+        CheckLength(pixels.Length, nameof(pixels));
+        return Predict(pixels.Select(b => b / 255f).ToArray(), n, seed, cancellationToken);
+    }
+
+    /// <summary>
+    /// Classifies a batch, sharing network calls across images. Result i equals
+    /// <c>Predict(images[i], n, seeds?[i])</c> up to float rounding.
+    /// </summary>
+    /// <param name="images">Pixels in [0, 1], float32 or float64, [B, C, H, W] (or [B, H, W] when C = 1), on <see cref="Device"/>.</param>
+    /// <param name="n">Monte Carlo samples per class before pruning.</param>
+    /// <param name="seeds">Per-image seeds (B of them); null gives every image <see cref="BayesClassifierOptions.Seed"/>.</param>
+    /// <param name="progress">Receives the number of images finished so far.</param>
+    /// <param name="cancellationToken">Checked between network calls.</param>
+    /// <returns>One prediction per image, in order.</returns>
+    /// <exception cref="ArgumentException">Bad shape, dtype, device or values, or a seed count other than B.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is out of range.</exception>
+    /// <exception cref="ObjectDisposedException">The classifier was disposed.</exception>
+    public IReadOnlyList<ClassPrediction> PredictBatch(Tensor images, int n, IReadOnlyList<long>? seeds = null,
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(images);
+        ValidateSamples(n);
+        var c = model.Config;
+        bool ok = (images.dim() == 4 && Matches(images, 1))
+            || (images.dim() == 3 && c.InChannels == 1 && images.shape[1] == c.Height && images.shape[2] == c.Width);
+        if (!ok)
+            throw new ArgumentException(
+                $"Expected images of shape [B, {c.InChannels}, {c.Height}, {c.Width}]" + (c.InChannels == 1 ? $" or [B, {c.Height}, {c.Width}]" : "") +
+                $" but got [{string.Join(", ", images.shape)}].", nameof(images));
+        int count = checked((int)images.shape[0]);
+        if (seeds is not null && seeds.Count != count)
+            throw new ArgumentException($"Expected {count} seeds (one per image) but got {seeds.Count}.", nameof(seeds));
+        if (count == 0)
+            return Array.Empty<ClassPrediction>();
+        using var scope = NewDisposeScope();
+        var batch = CheckedImages(images.reshape(count, c.InChannels, c.Height, c.Width), nameof(images));
+        var allSeeds = seeds?.ToArray() ?? Enumerable.Repeat(Options.Seed, count).ToArray();
+        return Run(batch, n, allSeeds, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// The (t, eps) samples an image gets for <paramref name="n"/> and <paramref name="seed"/> under these options, in
+    /// the order they are spent (with pruning, the first stage's samples come first). For checking and reproducing
+    /// the estimator outside the library.
+    /// </summary>
+    /// <param name="n">Samples.</param>
+    /// <param name="seed">Seed; null uses <see cref="BayesClassifierOptions.Seed"/>.</param>
+    /// <returns>The timesteps (1..T) and the noise [n, C, H, W] (float32, CPU; the caller owns it).</returns>
+    public (int[] Timesteps, Tensor Noise) DrawNoise(int n, long? seed = null)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ValidateSamples(n);
+        using var scope = NewDisposeScope();
+        using var stream = CreateStream(seed ?? Options.Seed, n);
+        var noise = stack(Enumerable.Range(0, n).Select(stream.NextNoise).ToArray());
+        return (stream.Timesteps, noise.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Disposes the private model copy, and the model when the classifier owns it.</summary>
+    public void Dispose()
+    {
+        if (disposed)
+            return;
+        disposed = true;
+        if (!ReferenceEquals(network, model))
+            network.Dispose();
+        if (ownsModel)
+            model.Dispose();
+    }
+
+    private IReadOnlyList<ClassPrediction> Run(Tensor images, int n, long[] seeds, IProgress<int>? progress, CancellationToken cancellationToken)
+    {
+        if (network.training || model.training)
+            throw new InvalidOperationException("The model was switched to training mode; call eval() before classifying.");
+        var stopwatch = Stopwatch.StartNew();
+        int count = seeds.Length, classes = model.Config.Classes;
+        var stages = Options.Pruning?.Resolve(n) ?? Array.Empty<(int CumulativeSamples, int Keep)>();
+        var results = new ClassPrediction[count];
+        using var inference = inference_mode();
+        for (int start = 0; start < count; start += MaxImagesPerGroup)
+        {
+            int size = Math.Min(MaxImagesPerGroup, count - start);
+            var streams = new NoiseSampleStream[size];
+            try
+            {
+                for (int i = 0; i < size; i++)
+                    streams[i] = CreateStream(seeds[start + i], n);
+                using var group = images.narrow(0, start, size);
+                var evaluator = new NetworkEvaluator(this, group, streams);
+                var tallies = StagedEvaluation.Run(size, n, classes, stages, Options.ChunkSize, evaluator, cancellationToken);
+                for (int i = 0; i < size; i++)
+                {
+                    var t = tallies[i];
+                    long trunk = Options.ShareTrunk ? t.SamplesEvaluated : t.Counts.Sum();
+                    results[start + i] = ClassPrediction.FromTally(t, n, trunk, pixels, trunkFlops, headFlops);
+                }
+            }
+            finally
+            {
+                foreach (var s in streams)
+                    s?.Dispose();
+            }
+            progress?.Report(start + size);
+        }
+        if (logger.IsEnabled(LogLevel.Debug))
+            logger.LogDebug("Classified {Count} images with n = {N} in {Seconds:F3} s ({Evaluations} noise predictions).",
+                count, n, stopwatch.Elapsed.TotalSeconds, results.Sum(r => r.NetworkEvaluations));
+        return results;
+    }
+
+    private NoiseSampleStream CreateStream(long seed, int n)
+    {
+        var c = model.Config;
+        var ends = Options.Pruning?.Resolve(n).Select(s => s.CumulativeSamples).ToArray() ?? Array.Empty<int>();
+        return new NoiseSampleStream(seed, n, Options.TimestepStrategy, Scheduler, ends, new long[] { c.InChannels, c.Height, c.Width });
+    }
+
+    private bool Matches(Tensor image, int offset)
+    {
+        var c = model.Config;
+        return image.shape[offset] == c.InChannels && image.shape[offset + 1] == c.Height && image.shape[offset + 2] == c.Width;
+    }
+
+    /// <summary>Checks dtype, device, finiteness and range; returns the images as float32 (in the current scope).</summary>
+    private Tensor CheckedImages(Tensor images, string parameterName)
+    {
+        if (images.dtype != ScalarType.Float32 && images.dtype != ScalarType.Float64)
+            throw new ArgumentException($"Expected float32 or float64 pixels but got {images.dtype}.", parameterName);
+        if (!SameDevice(images.device, Device))
+            throw new ArgumentException($"The images are on {images.device} but the classifier runs on {Device}.", parameterName);
+        if (images.numel() > 0)
+        {
+            if (!isfinite(images).all().item<bool>())
+                throw new ArgumentException($"The images contain NaN or infinite values ({isnan(images).sum().item<long>()} NaN).", parameterName);
+            double min = images.min().to(ScalarType.Float64).item<double>(), max = images.max().to(ScalarType.Float64).item<double>();
+            if (min < -RangeTolerance || max > 1 + RangeTolerance)
+                throw new ArgumentException($"Pixel values must lie in [0, 1] but range from {min} to {max}.", parameterName);
+        }
+        return images.to(ScalarType.Float32);
+    }
+
+    private void CheckLength(int length, string parameterName)
+    {
+        var c = model.Config;
+        int expected = c.InChannels * c.Height * c.Width;
+        if (length != expected)
+            throw new ArgumentException($"Expected {expected} pixels ({c.InChannels} x {c.Height} x {c.Width}) but got {length}.", parameterName);
+    }
+
+    private static void ValidateSamples(int n)
+    {
+        if (n < 1 || n > BayesClassifierOptions.MaxSamples)
+            throw new ArgumentOutOfRangeException(nameof(n), n, $"The sample count must lie in 1..{BayesClassifierOptions.MaxSamples}.");
+    }
+
+    private static bool SameDevice(Device a, Device b) =>
+        a.type == b.type && (a.index == b.index || (a.type == DeviceType.CPU));
+
+    /// <summary>Scores chunks of sample requests with the network for one group of images.</summary>
+    private sealed class NetworkEvaluator(BayesClassifier owner, Tensor images, NoiseSampleStream[] streams) : ISampleErrorEvaluator
+    {
+        public void Evaluate(IReadOnlyList<SampleRequest> requests, double[][] errors)
+        {
+            using var scope = NewDisposeScope();
+            var o = owner.Options;
+            var device = owner.Device;
+            int pairs = requests.Count;
+            var timesteps = new long[pairs];
+            var imageIndex = new long[pairs];
+            var noise = new Tensor[pairs];
+            int rows = 0;
+            for (int p = 0; p < pairs; p++)
+            {
+                var r = requests[p];
+                noise[p] = streams[r.Image].NextNoise(r.Sample);
+                timesteps[p] = streams[r.Image].Timesteps[r.Sample];
+                imageIndex[p] = r.Image;
+                rows += r.Classes.Length;
+            }
+            var rowPair = new long[rows];
+            var rowLabel = new long[rows];
+            for (int p = 0, row = 0; p < pairs; p++)
+            {
+                foreach (int c in requests[p].Classes)
+                {
+                    rowPair[row] = p;
+                    rowLabel[row++] = c;
+                }
+            }
+
+            var eps = stack(noise).to(device);
+            var t = tensor(timesteps, device: device);
+            var x0 = images.index_select(0, tensor(imageIndex, device: device));
+            var xt = owner.Scheduler.AddNoise(x0, eps, t).to(owner.networkType);
+            var tNorm = owner.Scheduler.NormalizeTimesteps(t, owner.networkType);
+            var pairIndex = tensor(rowPair, device: device);
+            var labels = tensor(rowLabel, device: device);
+            var rowT = tNorm.index_select(0, pairIndex);
+
+            Tensor predicted;
+            if (o.ShareTrunk)
+            {
+                using var trunk = owner.network.Trunk(xt);
+                using var rowTrunk = trunk.Select(pairIndex);
+                predicted = owner.network.Head(rowTrunk, labels, rowT);
+            }
+            else
+            {
+                predicted = owner.network.forward(xt.index_select(0, pairIndex), labels, rowT);
+            }
+
+            var diff = predicted.to(ScalarType.Float32) - eps.index_select(0, pairIndex);
+            var loss = o.ErrorMetric switch
+            {
+                ErrorMetric.L2 => diff.square(),
+                ErrorMetric.L1 => diff.abs(),
+                _ => HuberLoss(diff),
+            };
+            var perRow = loss.to(ScalarType.Float64).sum(new long[] { 1, 2, 3 }).cpu().data<double>().ToArray();
+            for (int p = 0, row = 0; p < pairs; p++)
+                for (int k = 0; k < errors[p].Length; k++)
+                    errors[p][k] = perRow[row++];
+        }
+
+        private static Tensor HuberLoss(Tensor diff)
+        {
+            // PyTorch's huber_loss with delta 1: 0.5 d^2 where |d| < 1, |d| - 0.5 elsewhere.
+            var a = diff.abs();
+            return where(a < 1, 0.5 * a.square(), a - 0.5);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+namespace DiffusionClassifier.Classification;
+
+/// <summary>
+/// The result of classifying one image with <see cref="BayesClassifier"/>: the label, the posterior over all classes
+/// and what it cost. Plain .NET data: no native memory.
+/// </summary>
+/// <remarks>
+/// <para>For class c with error sum S_c (the per-image loss summed over pixels, summed over the n_c samples c
+/// received): <c>MeanErrors[c] = S_c / (n_c * pixels)</c> and, without pruning, <c>Scores[c] = S_c / n_c</c> and
+/// <c>Probabilities = softmax(-Scores)</c>: the softmax of minus the summed (not per-pixel) error averaged over
+/// samples (REFERENCE.md §5).</para>
+/// <para>A pruned class was scored on fewer samples than the label. Its raw mean is not comparable with the label's
+/// (the per-sample error varies far more with t than between classes), so its score is its paired difference to the
+/// label on the samples both received plus the label's score (see <see cref="Scores"/>): small but non-zero
+/// probability, never above the label's. The most probable class is therefore always <see cref="Label"/>.</para>
+/// </remarks>
+public sealed record ClassPrediction
+{
+    /// <summary>The predicted class: the surviving class with the lowest mean error (ties: lowest index).</summary>
+    public required int Label { get; init; }
+
+    /// <summary>p(class | image) for every class under a uniform prior; sums to 1.</summary>
+    public required IReadOnlyList<double> Probabilities { get; init; }
+
+    /// <summary>
+    /// Per class: the estimated expected loss summed over the image (lower is more likely);
+    /// <see cref="Probabilities"/> is <c>softmax(-Scores)</c>. For a class that was not pruned, the summed loss averaged
+    /// over its samples (<c>MeanErrors[c] x pixels</c>). For a pruned class, its mean paired difference to
+    /// <see cref="Label"/> on the samples they share plus the label's score, so it never ranks above the label.
+    /// </summary>
+    public required IReadOnlyList<double> Scores { get; init; }
+
+    /// <summary>Per class: the loss per pixel, averaged over the samples the class received.</summary>
+    public required IReadOnlyList<double> MeanErrors { get; init; }
+
+    /// <summary>Per class: how many (t, eps) samples it was scored on (n for survivors of the last stage).</summary>
+    public required IReadOnlyList<int> SamplesPerClass { get; init; }
+
+    /// <summary>The classes removed by pruning, ascending (empty without pruning).</summary>
+    public required IReadOnlyList<int> PrunedClasses { get; init; }
+
+    /// <summary>The sample count n requested.</summary>
+    public required int Samples { get; init; }
+
+    /// <summary>
+    /// Noise predictions made for this image: one per (sample, class) pair, the sum of <see cref="SamplesPerClass"/>.
+    /// Without trunk sharing each is a full network forward (the reference counts n x classes of these); with trunk
+    /// sharing each is a head evaluation.
+    /// </summary>
+    public required long NetworkEvaluations { get; init; }
+
+    /// <summary>
+    /// Trunk evaluations: one per sample with trunk sharing, one per noise prediction without it.
+    /// </summary>
+    public required long TrunkEvaluations { get; init; }
+
+    /// <summary>
+    /// Cost in full network forwards, by FLOPs: <c>(TrunkEvaluations x TrunkFlops + NetworkEvaluations x HeadFlops)
+    /// / ForwardFlops</c> (see <see cref="Modules.ConditionalUNetConfig.TrunkFlops"/>).
+    /// </summary>
+    public required double EquivalentFullEvaluations { get; init; }
+
+    /// <summary>The probability of <see cref="Label"/>.</summary>
+    public double Confidence => Probabilities[Label];
+
+    /// <summary>The <paramref name="k"/> most probable classes, most probable first (ties: lowest index).</summary>
+    /// <param name="k">How many; at least 1 (more than the class count returns all).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="k"/> &lt; 1.</exception>
+    public IReadOnlyList<(int Label, double Probability)> TopK(int k)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
+        return Enumerable.Range(0, Probabilities.Count)
+            .OrderByDescending(c => Probabilities[c]).ThenBy(c => c)
+            .Take(k).Select(c => (c, Probabilities[c])).ToArray();
+    }
+
+    /// <summary>Builds a prediction from the totals of <see cref="StagedEvaluation"/>.</summary>
+    /// <param name="tally">Per-stage error sums, counts and pruned classes of one image.</param>
+    /// <param name="samples">n requested.</param>
+    /// <param name="trunkEvaluations">Trunk evaluations spent.</param>
+    /// <param name="pixels">Values per image (C x H x W).</param>
+    /// <param name="trunkFlops">FLOPs of one trunk evaluation.</param>
+    /// <param name="headFlops">FLOPs of one head evaluation.</param>
+    internal static ClassPrediction FromTally(StagedEvaluation.Tally tally, int samples, long trunkEvaluations, int pixels,
+        double trunkFlops, double headFlops)
+    {
+        var counts = tally.Counts;
+        var sums = tally.ErrorSums;
+        int k = counts.Length;
+        var pruned = tally.Pruned;
+        var mean = new double[k];
+        var pruneList = new List<int>();
+        int label = -1;
+        long evaluations = 0;
+        for (int c = 0; c < k; c++)
+        {
+            mean[c] = sums[c] / counts[c] / pixels;
+            evaluations += counts[c];
+            if (pruned[c])
+                pruneList.Add(c);
+            else if (label < 0 || sums[c] / counts[c] < sums[label] / counts[label])
+                label = c;
+        }
+        if (label < 0)
+            throw new InvalidOperationException("Every class was pruned.");
+
+        // Scores: the summed error averaged over samples. A pruned class is compared with the label on the samples
+        // they share (a paired difference) and offset by the label's full average: the per-sample variance cancels
+        // as it does between survivors, and a pruned class never outranks the label.
+        var scores = new double[k];
+        for (int c = 0; c < k; c++)
+        {
+            if (!pruned[c])
+            {
+                scores[c] = sums[c] / counts[c];
+                continue;
+            }
+            double own = 0, labels = 0;
+            for (int s = 0; s <= tally.PrunedAfterStage[c]; s++)
+            {
+                own += tally.StageSums[s][c];
+                labels += tally.StageSums[s][label];
+            }
+            scores[c] = (own - labels) / counts[c] + sums[label] / counts[label];
+        }
+
+        // Softmax of minus the scores, shifted by the minimum for stability.
+        double min = scores.Min();
+        var probabilities = new double[k];
+        double total = 0;
+        for (int c = 0; c < k; c++)
+            total += probabilities[c] = Math.Exp(min - scores[c]);
+        for (int c = 0; c < k; c++)
+            probabilities[c] /= total;
+
+        return new ClassPrediction
+        {
+            Label = label,
+            Probabilities = probabilities,
+            Scores = scores,
+            MeanErrors = mean,
+            SamplesPerClass = (int[])counts.Clone(),
+            PrunedClasses = pruneList.ToArray(),
+            Samples = samples,
+            NetworkEvaluations = evaluations,
+            TrunkEvaluations = trunkEvaluations,
+            EquivalentFullEvaluations = (trunkEvaluations * trunkFlops + evaluations * headFlops) / (trunkFlops + headFlops),
+        };
+    }
+}
