@@ -1,3 +1,4 @@
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -33,6 +34,42 @@ public static class FlopCounter
     /// <param name="heads">Head evaluations.</param>
     public static double TrunkAndHeads(ConditionalUNetConfig config, double trunks, double heads) =>
         trunks * config.TrunkFlops() + heads * config.HeadFlops();
+
+    /// <summary>
+    /// Network work of classifying one image with <see cref="BayesClassifier"/> at <paramref name="n"/> samples:
+    /// noise predictions (head evaluations, or full forwards without trunk sharing) and trunk evaluations. With
+    /// pruning, stage s scores the classes that survived the previous stage on its new samples; every sample is
+    /// scored for at least one class, so a shared trunk runs n times. Matches
+    /// <see cref="ClassPrediction.NetworkEvaluations"/> and <see cref="ClassPrediction.TrunkEvaluations"/>.
+    /// </summary>
+    /// <param name="classes">Number of classes.</param>
+    /// <param name="n">Monte Carlo samples.</param>
+    /// <param name="options">The estimator.</param>
+    public static (long Evaluations, long Trunks) PredictEvaluations(int classes, int n, BayesClassifierOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        long evaluations = 0;
+        int done = 0, alive = classes;
+        foreach (var (end, keep) in options.Pruning?.Resolve(n) ?? [])
+        {
+            evaluations += (long)(end - done) * alive;
+            done = end;
+            alive = Math.Min(alive, keep);
+        }
+        evaluations += (long)(n - done) * alive;
+        return (evaluations, options.ShareTrunk ? n : evaluations);
+    }
+
+    /// <summary>FLOPs of classifying one image (see <see cref="PredictEvaluations"/>).</summary>
+    /// <param name="config">The architecture.</param>
+    /// <param name="n">Monte Carlo samples.</param>
+    /// <param name="options">The estimator.</param>
+    public static double Predict(ConditionalUNetConfig config, int n, BayesClassifierOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var (evaluations, trunks) = PredictEvaluations(config.Classes, n, options);
+        return options.ShareTrunk ? TrunkAndHeads(config, trunks, evaluations) : evaluations * config.ForwardFlops();
+    }
 
     /// <summary>
     /// FLOPs of one training step on <paramref name="batch"/> images: a forward and a backward pass, the backward

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
 using static TorchSharp.torch;
@@ -44,7 +45,7 @@ public static class CompareCommand
             ["options"] = JsonSerializer.SerializeToNode(new
             {
                 options.Widths, options.Chunks, EstimatorWidths = options.EstimatorWidths ?? options.Widths, options.N,
-                options.EstimatorChunk, options.MatmulSize, options.Warmup, options.Repeats,
+                options.EstimatorChunk, options.PredictBatch, options.MatmulSize, options.Warmup, options.Repeats,
                 Threads = get_num_threads(), Variant = options.Variant.ToString(),
             }),
         };
@@ -148,6 +149,39 @@ public static class CompareCommand
                     options.N * config.Classes * FlopCounter.Forward(config)));
             }
         }
+        if (!options.Skip.Contains("predict"))
+        {
+            var scheduler = new DdpmScheduler();
+            foreach (int f in options.EstimatorWidths ?? options.Widths)
+            {
+                var config = ConditionalUNetConfig.Mnist(f);
+                using var model = BenchmarkEnvironment.CreateModel(config);
+                using var batch = rand(new long[] { options.PredictBatch, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
+                using var image = batch.narrow(0, 0, 1);
+                foreach (var (method, estimator, batched) in new[]
+                         {
+                             ("predict-reference", Estimator.Reference, false),
+                             ("predict-default", Estimator.Default, false),
+                             ("predict-batch-default", Estimator.Default, true),
+                         })
+                {
+                    var classifierOptions = estimator.Options();
+                    using var classifier = new BayesClassifier(model, scheduler, classifierOptions);
+                    var m = Timing.Measure(() =>
+                    {
+                        if (batched)
+                            classifier.PredictBatch(batch, options.N);
+                        else
+                            classifier.Predict(image, options.N);
+                        BenchmarkEnvironment.Synchronize();
+                    }, EstimatorWarmup(options), options.Repeats);
+                    int images = batched ? options.PredictBatch : 1;
+                    var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, options.N, classifierOptions);
+                    var row = EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images);
+                    estimators.Add(row);
+                }
+            }
+        }
         result["estimator"] = estimators;
         result["load_average_end"] = Timing.LoadAverage();
         return result;
@@ -157,9 +191,10 @@ public static class CompareCommand
     /// <param name="options">The options.</param>
     public static int EstimatorWarmup(CompareOptions options) => Math.Max(1, options.Warmup / 2);
 
-    private static JsonObject EstimatorJson(string method, int features, int n, Measurement m, double evaluations, double flops)
+    private static JsonObject EstimatorJson(string method, int features, int n, Measurement m, double evaluations, double flops, int images = 1)
     {
-        var row = MeasurementJson(m, 1, flops);
+        var row = MeasurementJson(m, images, flops);
+        row["images"] = images;
         row["method"] = method;
         row["features"] = features;
         row["n"] = n;
@@ -338,6 +373,9 @@ public static class CompareCommand
     private static string MethodTitle(string method) => method switch
     {
         "reference" => "reference estimator (same algorithm)",
+        "predict-reference" => "Predict, Reference options",
+        "predict-default" => "Predict, Default options",
+        "predict-batch-default" => "PredictBatch, Default options",
         _ => method,
     };
 

@@ -20,6 +20,9 @@ public sealed class CompareOptions
     /// <summary>Rows per forward in the reference estimator (both sides); 0 = all N*10 rows. Default 100.</summary>
     public int EstimatorChunk { get; set; } = 100;
 
+    /// <summary>Images per call in the PredictBatch measurement. Default 16.</summary>
+    public int PredictBatch { get; set; } = 16;
+
     /// <summary>Size of the square matmul measuring the ceiling. Default 2048.</summary>
     public int MatmulSize { get; set; } = 2048;
 
@@ -58,6 +61,7 @@ public sealed class CompareOptions
           --estimator-widths LIST   widths for the classifiers (default: --widths)
           --n 20                    Monte Carlo samples N of the classifiers
           --estimator-chunk 100     rows per forward in the reference estimator (0 = all N*10)
+          --predict-batch 16        images per PredictBatch call
           --matmul-size 2048        size of the float32 matmul ceiling
           --warmup 2 --repeats 7    untimed runs, then timed runs (median reported)
           --threads 0               threads on both sides (0 = all processors)
@@ -90,6 +94,7 @@ public sealed class CompareOptions
                 case "--estimator-widths": o.EstimatorWidths = IntList(name, Value()); break;
                 case "--n": o.N = Int(name, Value(), 1); break;
                 case "--estimator-chunk": o.EstimatorChunk = Int(name, Value(), 0); break;
+                case "--predict-batch": o.PredictBatch = Int(name, Value(), 1); break;
                 case "--matmul-size": o.MatmulSize = Int(name, Value(), 1); break;
                 case "--warmup": o.Warmup = Int(name, Value(), 0); break;
                 case "--repeats": o.Repeats = Int(name, Value(), 1); break;

@@ -2,7 +2,9 @@ using System.Reflection;
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Running;
 using DiffusionClassifier.Benchmarks;
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Tests.TestSupport;
 using static TorchSharp.torch;
 
@@ -111,6 +113,30 @@ public class BenchmarkSmokeTests
             // The trunk is 38.2% of a forward: sharing it over 10 labels saves 90% of that.
             Assert.Equal(1 - 0.9 * 0.382, shared.Flops / full.Flops, 0.002);
         }
+    }
+
+    [Theory]
+    [InlineData(Estimator.Reference, 20)]
+    [InlineData(Estimator.Default, 20)]
+    [InlineData(Estimator.Default, 50)]
+    [InlineData(Estimator.Default, 100)]
+    [InlineData(Estimator.Reference, 7)]
+    [InlineData(Estimator.Default, 7)]
+    public void PredictWorkloadMatchesWhatTheClassifierReports(Estimator estimator, int n)
+    {
+        var config = new ConditionalUNetConfig(1, 8, 10, 8, 8);
+        using var model = TinyModels.Create(config, seed: 3);
+        var options = estimator.Options();
+        using var classifier = new BayesClassifier(model, new DdpmScheduler(), options);
+        using var image = rand(new long[] { 1, 1, 8, 8 }, generator: new Generator(12));
+        var prediction = classifier.Predict(image, n);
+        var (evaluations, trunks) = FlopCounter.PredictEvaluations(config.Classes, n, options);
+        Assert.Equal(prediction.NetworkEvaluations, evaluations);
+        Assert.Equal(prediction.TrunkEvaluations, trunks);
+        double flops = FlopCounter.Predict(config, n, options);
+        Assert.Equal(prediction.EquivalentFullEvaluations * config.ForwardFlops(), flops, 1e-9 * flops);
+        if (estimator == Estimator.Reference)
+            Assert.Equal(n * 10L, evaluations);
     }
 
     [Theory]
