@@ -19,6 +19,15 @@ public static class CompareCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    /// <summary>Our classifier measurements: JSON method name, title, options, and whether a call takes a batch.</summary>
+    private static readonly (string Method, string Title, BayesClassifierOptions Options, bool Batched)[] PredictMethods =
+    [
+        ("predict-reference", "Predict, Reference options", BayesClassifierOptions.Reference, false),
+        ("predict-default", "Predict, Default options", BayesClassifierOptions.Default, false),
+        ("predict-batch-default", "PredictBatch, Default options", BayesClassifierOptions.Default, true),
+        ("predict-batch-default-bf16", "PredictBatch, Default options, BFloat16", BayesClassifierOptions.Default with { Precision = InferencePrecision.BFloat16 }, true),
+    ];
+
     /// <summary>Runs the comparison and writes the report.</summary>
     /// <param name="args">Arguments after <c>compare</c> (see <see cref="CompareOptions.Usage"/>).</param>
     /// <param name="output">Where the report goes.</param>
@@ -45,8 +54,8 @@ public static class CompareCommand
             ["options"] = JsonSerializer.SerializeToNode(new
             {
                 options.Widths, options.Chunks, EstimatorWidths = options.EstimatorWidths ?? options.Widths, options.N,
-                options.EstimatorChunk, options.PredictBatch, options.MatmulSize, options.Warmup, options.Repeats,
-                Threads = get_num_threads(), Variant = options.Variant.ToString(),
+                options.EstimatorChunk, options.PredictBatch, options.MatmulSize, options.Warmup, options.WarmupSeconds,
+                options.Repeats, Threads = get_num_threads(), Variants = options.Variants.Select(v => v.ToString()).ToArray(),
             }),
         };
 
@@ -58,8 +67,7 @@ public static class CompareCommand
                 return 1;
         }
         report["pytorch"] = theirs?.DeepClone();
-        var ours = MeasureOurs(options);
-        report["ours"] = ours;
+        report["ours"] = MeasureOurs(options);
 
         WriteTables(output, options, report);
         if (options.JsonOutput is not null)
@@ -81,6 +89,11 @@ public static class CompareCommand
             ["load_average_start"] = Timing.LoadAverage(),
         };
         using var gen = new Generator(2);
+        Measurement Time(Action run, int warmup) => Timing.Measure(() =>
+        {
+            run();
+            BenchmarkEnvironment.Synchronize();
+        }, warmup, options.Repeats, options.WarmupSeconds);
 
         if (!options.Skip.Contains("matmul"))
         {
@@ -89,12 +102,7 @@ public static class CompareCommand
             long n = options.MatmulSize;
             var a = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
             var b = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
-            var m = Timing.Measure(() =>
-            {
-                using var c = a.mm(b);
-                BenchmarkEnvironment.Synchronize();
-            }, options.Warmup, options.Repeats);
-            var matmul = MeasurementJson(m, 0, FlopCounter.Matmul(n));
+            var matmul = MeasurementJson(Time(() => a.mm(b).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
             matmul["size"] = n;
             result["matmul"] = matmul;
         }
@@ -102,83 +110,67 @@ public static class CompareCommand
         var forward = new JsonArray();
         if (!options.Skip.Contains("forward"))
         {
-            foreach (int f in options.Widths)
+            foreach (var variant in options.Variants)
             {
-                var config = ConditionalUNetConfig.Mnist(f);
-                using var model = BenchmarkEnvironment.CreateModel(config);
-                ForwardVariants.Apply(model, options.Variant);
-                foreach (int chunk in options.Chunks)
+                foreach (int f in options.Widths)
                 {
-                    using var scope = NewDisposeScope();
-                    var (x32, labels, t) = BenchmarkEnvironment.CreateInputs(config, chunk);
-                    x32.MoveToOuterDisposeScope(); labels.MoveToOuterDisposeScope(); t.MoveToOuterDisposeScope();
-                    var x = ForwardVariants.Input(x32, options.Variant);
-                    if (options.Variant.IsBFloat16())
-                        t = t.to(ScalarType.BFloat16);
-                    var m = Timing.Measure(() =>
+                    var config = ConditionalUNetConfig.Mnist(f);
+                    using var model = BenchmarkEnvironment.CreateModel(config);
+                    ForwardVariants.Apply(model, variant);
+                    foreach (int chunk in options.Chunks)
                     {
-                        using var mode = inference_mode();
-                        using var inner = NewDisposeScope();
-                        model.forward(x, labels, t);
-                        BenchmarkEnvironment.Synchronize();
-                    }, options.Warmup, options.Repeats);
-                    var row = MeasurementJson(m, chunk, chunk * FlopCounter.Forward(config));
-                    row["features"] = f;
-                    row["chunk"] = chunk;
-                    forward.Add(row);
+                        using var scope = NewDisposeScope();
+                        var (x32, labels, t) = BenchmarkEnvironment.CreateInputs(config, chunk);
+                        x32.MoveToOuterDisposeScope(); labels.MoveToOuterDisposeScope(); t.MoveToOuterDisposeScope();
+                        var x = ForwardVariants.Input(x32, variant);
+                        if (variant.IsBFloat16())
+                            t = t.to(ScalarType.BFloat16);
+                        var m = Time(() =>
+                        {
+                            using var mode = inference_mode();
+                            using var inner = NewDisposeScope();
+                            model.forward(x, labels, t);
+                        }, options.Warmup);
+                        var row = MeasurementJson(m, chunk, chunk * FlopCounter.Forward(config));
+                        row["variant"] = variant.ToString();
+                        row["features"] = f;
+                        row["chunk"] = chunk;
+                        forward.Add(row);
+                    }
                 }
             }
         }
         result["forward"] = forward;
 
         var estimators = new JsonArray();
-        if (!options.Skip.Contains("estimator"))
+        var scheduler = new DdpmScheduler();
+        foreach (int f in options.EstimatorWidths ?? options.Widths)
         {
-            var scheduler = new DdpmScheduler();
-            foreach (int f in options.EstimatorWidths ?? options.Widths)
+            var config = ConditionalUNetConfig.Mnist(f);
+            using var model = BenchmarkEnvironment.CreateModel(config);
+            using var batch = rand(new long[] { options.PredictBatch, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
+            using var image = batch.narrow(0, 0, 1);
+            if (!options.Skip.Contains("estimator"))
             {
-                var config = ConditionalUNetConfig.Mnist(f);
-                using var model = BenchmarkEnvironment.CreateModel(config);
-                using var image = rand(new long[] { 1, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
-                var m = Timing.Measure(() =>
-                {
-                    ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen);
-                    BenchmarkEnvironment.Synchronize();
-                }, EstimatorWarmup(options), options.Repeats);
+                var m = Time(() => ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen), EstimatorWarmup(options));
                 estimators.Add(EstimatorJson("reference", f, options.N, m, options.N * config.Classes,
-                    options.N * config.Classes * FlopCounter.Forward(config)));
+                    options.N * config.Classes * FlopCounter.Forward(config), 1));
             }
-        }
-        if (!options.Skip.Contains("predict"))
-        {
-            var scheduler = new DdpmScheduler();
-            foreach (int f in options.EstimatorWidths ?? options.Widths)
+            if (!options.Skip.Contains("predict"))
             {
-                var config = ConditionalUNetConfig.Mnist(f);
-                using var model = BenchmarkEnvironment.CreateModel(config);
-                using var batch = rand(new long[] { options.PredictBatch, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
-                using var image = batch.narrow(0, 0, 1);
-                foreach (var (method, estimator, batched) in new[]
-                         {
-                             ("predict-reference", Estimator.Reference, false),
-                             ("predict-default", Estimator.Default, false),
-                             ("predict-batch-default", Estimator.Default, true),
-                         })
+                foreach (var (method, _, classifierOptions, batched) in PredictMethods)
                 {
-                    var classifierOptions = estimator.Options();
                     using var classifier = new BayesClassifier(model, scheduler, classifierOptions);
-                    var m = Timing.Measure(() =>
+                    var m = Time(() =>
                     {
                         if (batched)
                             classifier.PredictBatch(batch, options.N);
                         else
                             classifier.Predict(image, options.N);
-                        BenchmarkEnvironment.Synchronize();
-                    }, EstimatorWarmup(options), options.Repeats);
+                    }, EstimatorWarmup(options));
                     int images = batched ? options.PredictBatch : 1;
                     var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, options.N, classifierOptions);
-                    var row = EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images);
-                    estimators.Add(row);
+                    estimators.Add(EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images));
                 }
             }
         }
@@ -189,15 +181,19 @@ public static class CompareCommand
 
     /// <summary>Warm-up runs of the estimators (each run is a whole image): half the forward warm-up, at least 1.</summary>
     /// <param name="options">The options.</param>
-    public static int EstimatorWarmup(CompareOptions options) => Math.Max(1, options.Warmup / 2);
+    public static int EstimatorWarmup(CompareOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Math.Max(1, options.Warmup / 2);
+    }
 
-    private static JsonObject EstimatorJson(string method, int features, int n, Measurement m, double evaluations, double flops, int images = 1)
+    private static JsonObject EstimatorJson(string method, int features, int n, Measurement m, double evaluations, double flops, int images)
     {
         var row = MeasurementJson(m, images, flops);
-        row["images"] = images;
         row["method"] = method;
         row["features"] = features;
         row["n"] = n;
+        row["images"] = images;
         row["evaluations_per_image"] = evaluations;
         return row;
     }
@@ -238,6 +234,7 @@ public static class CompareCommand
                      ("--estimator-widths", string.Join(',', options.EstimatorWidths ?? options.Widths)),
                      ("--n", options.N.ToString(Inv)), ("--estimator-chunk", options.EstimatorChunk.ToString(Inv)),
                      ("--matmul-size", options.MatmulSize.ToString(Inv)), ("--warmup", options.Warmup.ToString(Inv)),
+                     ("--warmup-seconds", options.WarmupSeconds.ToString(Inv)),
                      ("--repeats", options.Repeats.ToString(Inv)), ("--threads", get_num_threads().ToString(Inv)),
                      ("--json", "-"),
                  })
@@ -312,10 +309,10 @@ public static class CompareCommand
         var machine = report["machine"]!;
         var sb = new StringBuilder();
         sb.AppendLine(Inv, $"Machine: {machine["cpu"]}, {machine["logical_processors"]} logical processors, {machine["os"]}, .NET {machine["dotnet"]}, {machine["date_utc"]} UTC.");
-        sb.AppendLine(Inv, $"Threads: {ours["threads"]} (ours), {theirs?["threads"]?.ToString() ?? "-"} (PyTorch). Timing: median of {options.Repeats} timed runs after {options.Warmup} warm-up runs (estimators: {EstimatorWarmup(options)}).");
-        sb.AppendLine(Inv, $"Load average (1 min): PyTorch run {F(theirs?["load_average_start"])} -> {F(theirs?["load_average_end"])}; our run {F(ours["load_average_start"])} -> {F(ours["load_average_end"])}.");
-        sb.AppendLine(Inv, $"PyTorch {theirs?["torch"]?.ToString() ?? "-"} (mkldnn {theirs?["mkldnn"]?.ToString() ?? "-"}, OPENBLAS_CORETYPE={theirs?["openblas_coretype"]?.ToString() ?? "-"}); TorchSharp {ours["torchsharp"]} on {ours["device"]}; our forward variant: {options.Variant}.");
-        sb.AppendLine("Wall = images per second of wall-clock time (the real speed on a quiet machine); CPU = images per CPU-second of the process (all threads), which stays close to the work done when other processes compete for the cores.");
+        sb.AppendLine(Inv, $"Threads: {ours["threads"]} (ours), {theirs?["threads"]?.ToString() ?? "-"} (PyTorch). Timing: median of {options.Repeats} timed runs after at least {options.Warmup} warm-up runs and {options.WarmupSeconds.ToString(Inv)} s of warm-up (classifiers: {EstimatorWarmup(options)} run).");
+        sb.AppendLine(Inv, $"Load average (1 min): PyTorch run {F(Get(theirs, "load_average_start"))} -> {F(Get(theirs, "load_average_end"))}; our run {F(Get(ours, "load_average_start"))} -> {F(Get(ours, "load_average_end"))}.");
+        sb.AppendLine(Inv, $"PyTorch {theirs?["torch"]?.ToString() ?? "-"} (mkldnn {theirs?["mkldnn"]?.ToString() ?? "-"}, OPENBLAS_CORETYPE={theirs?["openblas_coretype"]?.ToString() ?? "-"}), float32, NCHW; TorchSharp {ours["torchsharp"]} on {ours["device"]}.");
+        sb.AppendLine("Wall = per second of wall-clock time (the real speed on a quiet machine); CPU = per CPU-second of the process (all threads), closer to the work done when other processes compete for the cores.");
 
         var ourMatmul = ours["matmul"];
         var theirMatmul = theirs?["matmul"];
@@ -324,25 +321,25 @@ public static class CompareCommand
         if (ourMatmul is not null || theirMatmul is not null)
         {
             sb.AppendLine();
-            sb.AppendLine(Inv, $"Matmul ceiling, float32 {options.MatmulSize}x{options.MatmulSize}: PyTorch {F(Get(theirMatmul, "gflops"))} GFLOP/s ({F(Get(theirMatmul, "gflops_per_cpu_s"))} per CPU-s), TorchSharp {F(Get(ourMatmul, "gflops"))} GFLOP/s ({F(Get(ourMatmul, "gflops_per_cpu_s"))} per CPU-s).");
+            sb.AppendLine(Inv, $"Matmul ceiling, float32 {options.MatmulSize}x{options.MatmulSize}: PyTorch {F(Get(theirMatmul, "gflops"))} GFLOP/s ({F(Get(theirMatmul, "gflops_per_cpu_s"))} per CPU-s), TorchSharp {F(Get(ourMatmul, "gflops"))} GFLOP/s ({F(Get(ourMatmul, "gflops_per_cpu_s"))} per CPU-s). % ceiling below is against the larger of the two.");
         }
 
         var ourForward = ours["forward"]!.AsArray();
         if (ourForward.Count > 0)
         {
             sb.AppendLine();
-            sb.AppendLine("Network forward (images/s; GFLOP/s and % of the matmul ceiling for ours):");
+            sb.AppendLine("Network forward (images/s; ours: variant = number format and memory layout; GFLOP/s and % of the float32 matmul ceiling):");
             sb.AppendLine();
-            sb.AppendLine("| F | chunk | PyTorch wall | ours wall | ours ÷ PyTorch | ours GFLOP/s | % ceiling | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) | % ceiling (CPU) |");
-            sb.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-            foreach (var row in ourForward)
+            sb.AppendLine("| F | chunk | ours | PyTorch wall | ours wall | ours ÷ PyTorch | ours GFLOP/s | % ceiling | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) | % ceiling (CPU) |");
+            sb.AppendLine("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in ourForward.OrderBy(r => r!["features"]!.GetValue<int>()).ThenBy(r => r!["chunk"]!.GetValue<int>()))
             {
                 int f = row!["features"]!.GetValue<int>(), chunk = row["chunk"]!.GetValue<int>();
                 var their = theirs?["forward"]?.AsArray()
                     .FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["chunk"]!.GetValue<int>() == chunk);
                 double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
                 double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
-                sb.AppendLine(Inv, $"| {f} | {chunk} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(Get(row, "gflops"))} | {Percent(Get(row, "gflops"), ceiling)} | {F(theirCpu)} | {F(ourCpu)} | {Ratio(ourCpu, theirCpu)} | {Percent(Get(row, "gflops_per_cpu_s"), cpuCeiling)} |");
+                sb.AppendLine(Inv, $"| {f} | {chunk} | {row["variant"]} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(Get(row, "gflops"))} | {Percent(Get(row, "gflops"), ceiling)} | {F(theirCpu)} | {F(ourCpu)} | {Ratio(ourCpu, theirCpu)} | {Percent(Get(row, "gflops_per_cpu_s"), cpuCeiling)} |");
             }
         }
 
@@ -350,7 +347,7 @@ public static class CompareCommand
         if (ourEstimators.Count > 0)
         {
             sb.AppendLine();
-            sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; ratios against the PyTorch reference estimator, which runs its N*10 rows {(options.EstimatorChunk > 0 ? $"{options.EstimatorChunk} per forward" : "in one forward")}):");
+            sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; against the PyTorch reference estimator, which runs its N*10 rows {(options.EstimatorChunk > 0 ? $"{options.EstimatorChunk} per forward" : "in one forward")}; PredictBatch calls take {options.PredictBatch} images):");
             sb.AppendLine();
             sb.AppendLine("| F | ours | evaluations/image | PyTorch wall | ours wall | ours ÷ PyTorch | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) |");
             sb.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -366,20 +363,12 @@ public static class CompareCommand
         output.Write(sb.ToString());
     }
 
+    private static string MethodTitle(string method) =>
+        method == "reference" ? "reference estimator (same algorithm)" : PredictMethods.FirstOrDefault(p => p.Method == method).Title ?? method;
+
     private static double? Get(JsonNode? node, string name) => node?[name]?.GetValue<double>();
 
     private static double? Max(double? a, double? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
-
-    private static string MethodTitle(string method) => method switch
-    {
-        "reference" => "reference estimator (same algorithm)",
-        "predict-reference" => "Predict, Reference options",
-        "predict-default" => "Predict, Default options",
-        "predict-batch-default" => "PredictBatch, Default options",
-        _ => method,
-    };
-
-    private static string F(JsonNode? node) => node is null ? "-" : F(node.GetValue<double>());
 
     private static string F(double? value, int decimals = 1) =>
         value is null ? "-" : value.Value.ToString("F" + decimals.ToString(Inv), Inv);

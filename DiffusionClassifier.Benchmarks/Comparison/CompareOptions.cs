@@ -26,8 +26,11 @@ public sealed class CompareOptions
     /// <summary>Size of the square matmul measuring the ceiling. Default 2048.</summary>
     public int MatmulSize { get; set; } = 2048;
 
-    /// <summary>Untimed runs before timing. Default 2.</summary>
+    /// <summary>Untimed runs before timing, at least. Default 2.</summary>
     public int Warmup { get; set; } = 2;
+
+    /// <summary>Warm up for at least this many seconds (both sides). Default 3.</summary>
+    public double WarmupSeconds { get; set; } = 3;
 
     /// <summary>Timed runs; the median is reported. Default 7.</summary>
     public int Repeats { get; set; } = 7;
@@ -35,8 +38,11 @@ public sealed class CompareOptions
     /// <summary>Threads for both libtorch and PyTorch; 0 = all processors. Default 0.</summary>
     public int Threads { get; set; }
 
-    /// <summary>Format/layout of our forward measurement. Default float32 contiguous (what the library does).</summary>
-    public ForwardVariant Variant { get; set; } = ForwardVariant.Float32;
+    /// <summary>
+    /// Formats/layouts of our forward measurement, each measured and listed. Default: Float32 (what the library does),
+    /// ChannelsLast, ChannelsLastBFloat16.
+    /// </summary>
+    public ForwardVariant[] Variants { get; set; } = [ForwardVariant.Float32, ForwardVariant.ChannelsLast, ForwardVariant.ChannelsLastBFloat16];
 
     /// <summary>The Python interpreter with PyTorch. Default /usr/bin/python3.</summary>
     public string Python { get; set; } = "/usr/bin/python3";
@@ -63,9 +69,11 @@ public sealed class CompareOptions
           --estimator-chunk 100     rows per forward in the reference estimator (0 = all N*10)
           --predict-batch 16        images per PredictBatch call
           --matmul-size 2048        size of the float32 matmul ceiling
-          --warmup 2 --repeats 7    untimed runs, then timed runs (median reported)
+          --warmup 2 --warmup-seconds 3 --repeats 7
+                                    untimed runs (at least that many and that long), then timed runs (median)
           --threads 0               threads on both sides (0 = all processors)
-          --variant Float32         our forward: Float32, ChannelsLast, BFloat16, ChannelsLastBFloat16
+          --variants LIST           our forward variants (default Float32,ChannelsLast,ChannelsLastBFloat16;
+                                    also BFloat16)
           --python /usr/bin/python3 --script PATH --pytorch-json PATH (reuse PyTorch results)
           --skip LIST               any of matmul,forward,estimator,predict,pytorch
           --json PATH               write the raw numbers of both sides
@@ -99,12 +107,21 @@ public sealed class CompareOptions
                 case "--warmup": o.Warmup = Int(name, Value(), 0); break;
                 case "--repeats": o.Repeats = Int(name, Value(), 1); break;
                 case "--threads": o.Threads = Int(name, Value(), 0); break;
-                case "--variant":
+                case "--variants":
+                    o.Variants = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(v => Enum.TryParse<ForwardVariant>(v, ignoreCase: true, out var variant) && Enum.IsDefined(variant) && !int.TryParse(v, out _)
+                            ? variant
+                            : throw new ArgumentException($"Option --variants: '{v}' is not one of {string.Join(", ", Enum.GetNames<ForwardVariant>())}.", nameof(args)))
+                        .Distinct().ToArray();
+                    if (o.Variants.Length == 0)
+                        throw new ArgumentException("Option --variants: empty list.", nameof(args));
+                    break;
+                case "--warmup-seconds":
                 {
                     string v = Value();
-                    o.Variant = Enum.TryParse<ForwardVariant>(v, ignoreCase: true, out var variant) && Enum.IsDefined(variant)
-                        ? variant
-                        : throw new ArgumentException($"Option --variant: '{v}' is not one of {string.Join(", ", Enum.GetNames<ForwardVariant>())}.", nameof(args));
+                    o.WarmupSeconds = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && double.IsFinite(seconds)
+                        ? seconds
+                        : throw new ArgumentException($"Option --warmup-seconds: '{v}' is not a number >= 0.", nameof(args));
                     break;
                 }
                 case "--python": o.Python = Value(); break;

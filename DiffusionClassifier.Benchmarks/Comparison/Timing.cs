@@ -4,8 +4,12 @@ namespace DiffusionClassifier.Benchmarks.Comparison;
 
 /// <summary>
 /// The timing method of the side-by-side comparison, identical to <c>measure()</c> in
-/// tools/pytorch/reference_benchmark.py: <c>warmup</c> untimed runs, then <c>repeats</c> timed runs, and the median.
+/// tools/pytorch/reference_benchmark.py: untimed warm-up runs (at least <c>warmup</c> of them and at least
+/// <c>warmupSeconds</c> of them), then <c>repeats</c> timed runs, and the median.
 /// </summary>
+/// <remarks>The time-based warm-up matters for .NET: tiered JIT compilation and dynamic PGO need a few dozen calls
+/// of each method before the code is final (measured here: the first 10 forwards at F = 32 took twice the CPU time of
+/// the later ones), and the same rule is applied to PyTorch.</remarks>
 public static class Timing
 {
     /// <summary>
@@ -13,16 +17,20 @@ public static class Timing
     /// median process CPU seconds (user + system, all threads) of the timed runs.
     /// </summary>
     /// <param name="run">One run (it must synchronise on CUDA before returning).</param>
-    /// <param name="warmup">Untimed runs first.</param>
+    /// <param name="warmup">Untimed runs first (at least this many).</param>
     /// <param name="repeats">Timed runs; at least 1.</param>
+    /// <param name="warmupSeconds">Keep warming up until this much wall time has passed (after the
+    /// <paramref name="warmup"/> runs).</param>
     /// <remarks>On a loaded machine the wall time grows with the competition for the cores while the CPU time stays
-    /// close to the work done, so the CPU-time median is reported next to the wall-clock median.</remarks>
-    public static Measurement Measure(Action run, int warmup, int repeats)
+    /// closer to the work done, so the CPU-time median is reported next to the wall-clock median.</remarks>
+    public static Measurement Measure(Action run, int warmup, int repeats, double warmupSeconds = 0)
     {
         ArgumentNullException.ThrowIfNull(run);
         ArgumentOutOfRangeException.ThrowIfNegative(warmup);
         ArgumentOutOfRangeException.ThrowIfLessThan(repeats, 1);
-        for (int i = 0; i < warmup; i++)
+        ArgumentOutOfRangeException.ThrowIfNegative(warmupSeconds);
+        long warmupStart = Stopwatch.GetTimestamp();
+        for (int i = 0; i < warmup || Stopwatch.GetElapsedTime(warmupStart).TotalSeconds < warmupSeconds; i++)
             run();
         var samples = new double[repeats];
         var cpu = new double[repeats];

@@ -40,15 +40,27 @@ public class ComparisonTests
         Assert.InRange(m.CpuMedian, 0.0, m.Median + 0.01);
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, -1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 1, -1));
+    }
+
+    [Fact]
+    public void WarmupLastsAtLeastTheGivenTime()
+    {
+        int calls = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Timing.Measure(() => { calls++; Thread.Sleep(10); }, warmup: 1, repeats: 1, warmupSeconds: 0.2);
+        Assert.True(clock.Elapsed.TotalSeconds >= 0.2);
+        Assert.True(calls >= 2 + 1, $"{calls} calls");
     }
 
     [Fact]
     public void OptionsParseAndRejectBadValuesByName()
     {
-        var o = CompareOptions.Parse(["--widths", "32,64", "--n", "5", "--variant", "channelslast", "--skip", "pytorch,matmul", "--threads", "1"]);
+        var o = CompareOptions.Parse(["--widths", "32,64", "--n", "5", "--variants", "channelslast,BFloat16", "--skip", "pytorch,matmul", "--threads", "1", "--warmup-seconds", "0.5"]);
         Assert.Equal([32, 64], o.Widths);
         Assert.Equal(5, o.N);
-        Assert.Equal(ForwardVariant.ChannelsLast, o.Variant);
+        Assert.Equal([ForwardVariant.ChannelsLast, ForwardVariant.BFloat16], o.Variants);
+        Assert.Equal(0.5, o.WarmupSeconds);
         Assert.Equal(1, o.Threads);
         Assert.True(o.Skip.SetEquals(["pytorch", "matmul"]));
         Assert.Equal([10, 32, 64, 128], CompareOptions.Parse([]).Chunks);
@@ -56,7 +68,9 @@ public class ComparisonTests
         Assert.Contains("--widths", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--widths", "32,x"])).Message);
         Assert.Contains("'--bogus'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--bogus"])).Message);
         Assert.Contains("--repeats", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--repeats"])).Message);
-        Assert.Contains("'fp8'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--variant", "fp8"])).Message);
+        Assert.Contains("'fp8'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--variants", "Float32,fp8"])).Message);
+        Assert.Contains("'7'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--variants", "7"])).Message);
+        Assert.Contains("--warmup-seconds", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--warmup-seconds", "-1"])).Message);
         Assert.Contains("'gpu'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--skip", "gpu"])).Message);
     }
 
@@ -80,7 +94,7 @@ public class ComparisonTests
                 ["matmul"] = new JsonObject { ["gflops"] = 80.0, ["gflops_per_cpu_s"] = 50.0 },
                 ["forward"] = new JsonArray(new JsonObject
                 {
-                    ["features"] = 32, ["chunk"] = 10, ["images_per_s"] = 300.0, ["gflops"] = 300 * flops / 1e9,
+                    ["variant"] = "Float32", ["features"] = 32, ["chunk"] = 10, ["images_per_s"] = 300.0, ["gflops"] = 300 * flops / 1e9,
                     ["images_per_cpu_s"] = 180.0, ["gflops_per_cpu_s"] = 180 * flops / 1e9,
                 }),
                 ["estimator"] = new JsonArray(new JsonObject
@@ -94,8 +108,9 @@ public class ComparisonTests
         string text = writer.ToString();
         double ourGflops = 300 * flops / 1e9, ourCpuGflops = 180 * flops / 1e9;
         // Wall: ratio 300 / 200 and the share of the larger matmul (100 GFLOP/s); CPU: 180 / 120 against 60 GFLOP/CPU-s.
-        Assert.Contains($"| 32 | 10 | 200.0 | 300.0 | 1.50× | {ourGflops:F1} | {ourGflops:0}% | 120.0 | 180.0 | 1.50× | {100 * ourCpuGflops / 60:0}% |", text);
+        Assert.Contains($"| 32 | 10 | Float32 | 200.0 | 300.0 | 1.50× | {ourGflops:F1} | {ourGflops:0}% | 120.0 | 180.0 | 1.50× | {100 * ourCpuGflops / 60:0}% |", text);
         Assert.Contains("PyTorch 100.0 GFLOP/s (60.0 per CPU-s), TorchSharp 80.0 GFLOP/s (50.0 per CPU-s)", text);
+        Assert.DoesNotContain("NaN", text);
         Assert.Contains("| 32 | reference estimator (same algorithm) | 200 | 0.500 | 1.250 | 2.50× | 0.300 | 0.600 | 2.00× |", text);
         Assert.Contains("PyTorch run 1.0 -> 1.5; our run 0.5 -> 0.7", text);
     }

@@ -9,10 +9,10 @@ Monte Carlo estimator). Random weights: speed does not depend on them. Run with 
 Without OPENBLAS_CORETYPE=SkylakeX (libopenblas0 installed) the matmul path runs at a fraction of its speed on
 these CPUs; the convolutions go through oneDNN (torch.backends.mkldnn) either way.
 
-Timing method (identical in DiffusionClassifier.Benchmarks' `compare` mode): for each configuration, `--warmup`
-untimed runs, then `--repeats` timed runs (time.perf_counter around one run), and the median of the timed runs;
-the process CPU time of each run (time.process_time) is recorded too and its median reported.
-One run is: one forward of one chunk (network), one 2048x2048 float32 product (matmul), or the classification of
+Timing method (identical in DiffusionClassifier.Benchmarks' `compare` mode): for each configuration, untimed
+warm-up runs (at least `--warmup` runs and at least `--warmup-seconds` of them), then `--repeats` timed runs
+(time.perf_counter around one run), and the median of the timed runs; the process CPU time of each run
+(time.process_time) is recorded too and its median reported. One run is: one forward of one chunk (network), one 2048x2048 float32 product (matmul), or the classification of
 one image (estimator).
 
 The reference estimator (REFERENCE.md section 5), per image: N pairs (t ~ U{1..T}, eps ~ N(0, I)); x_t =
@@ -157,11 +157,15 @@ def classify_reference(model, x0, n, chunk, sqrtab, sqrtmab, gen):
 
 
 # ---------------------------------------------------------------- timing
-def measure(run, warmup, repeats):
-    """Median wall seconds of `repeats` timed runs after `warmup` untimed ones, and the median process CPU seconds
-    (user + system, all threads) of the same runs, with all samples."""
-    for _ in range(warmup):
+def measure(run, warmup, repeats, warmup_seconds=0.0):
+    """Median wall seconds of `repeats` timed runs after the warm-up (at least `warmup` runs and at least
+    `warmup_seconds` of them), and the median process CPU seconds (user + system, all threads) of the same runs,
+    with all samples."""
+    start = time.perf_counter()
+    i = 0
+    while i < warmup or time.perf_counter() - start < warmup_seconds:
         run()
+        i += 1
     samples, cpu = [], []
     for _ in range(repeats):
         cpu_start = time.process_time()
@@ -215,7 +219,8 @@ def main(argv):
     p.add_argument("--estimator-widths", default=None, help="widths for the estimator (default: --widths)")
     p.add_argument("--estimator-chunk", type=int, default=100, help="rows per forward in the estimator; 0 = all N*10")
     p.add_argument("--matmul-size", type=int, default=2048)
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=2, help="untimed runs first, at least (default 2)")
+    p.add_argument("--warmup-seconds", type=float, default=3.0, help="warm up for at least this long (default 3)")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--threads", type=int, default=0, help="torch threads; 0 = os.cpu_count()")
     p.add_argument("--skip", default="", help="comma list of parts to skip: matmul,forward,estimator")
@@ -235,6 +240,7 @@ def main(argv):
         "mkldnn": torch.backends.mkldnn.is_available(),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
         "warmup": args.warmup,
+        "warmup_seconds": args.warmup_seconds,
         "repeats": args.repeats,
         "load_average_start": load_average(),
         "matmul": None,
@@ -248,7 +254,7 @@ def main(argv):
             n = args.matmul_size
             a = torch.randn(n, n, generator=gen)
             b = torch.randn(n, n, generator=gen)
-            m = with_rates(measure(lambda: torch.mm(a, b), args.warmup, args.repeats), 0, 2.0 * n ** 3)
+            m = with_rates(measure(lambda: torch.mm(a, b), args.warmup, args.repeats, args.warmup_seconds), 0, 2.0 * n ** 3)
             m["size"] = n
             result["matmul"] = m
             del a, b
@@ -261,7 +267,7 @@ def main(argv):
                     c = torch.randint(0, 10, (chunk,), generator=gen)
                     t = (torch.randint(1, N_T + 1, (chunk,), generator=gen).float() / N_T).view(-1, 1, 1, 1)
                     mask = torch.zeros(chunk)
-                    m = with_rates(measure(lambda: model(x, c, t, mask), args.warmup, args.repeats), chunk, chunk * forward_flops(f))
+                    m = with_rates(measure(lambda: model(x, c, t, mask), args.warmup, args.repeats, args.warmup_seconds), chunk, chunk * forward_flops(f))
                     m.update({"features": f, "chunk": chunk})
                     result["forward"].append(m)
                 del model
@@ -272,7 +278,7 @@ def main(argv):
                 model = make_model(f)
                 x0 = torch.rand(1, 1, 28, 28, generator=gen)
                 m = measure(lambda: classify_reference(model, x0, args.n, args.estimator_chunk, sqrtab, sqrtmab, gen),
-                            max(1, args.warmup // 2), args.repeats)
+                            max(1, args.warmup // 2), args.repeats, args.warmup_seconds)
                 m = with_rates(m, 1, args.n * 10 * forward_flops(f))
                 m.update({"features": f, "n": args.n, "chunk": args.estimator_chunk, "evaluations_per_image": args.n * 10})
                 result["estimator"].append(m)
