@@ -1,5 +1,7 @@
 using TorchSharp;
+using System.Reflection;
 using DiffusionClassifier.Modules;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Benchmarks;
@@ -88,5 +90,63 @@ public static class ForwardVariants
         if (variant.IsChannelsLast())
             y = ToChannelsLast(y);
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Demonstrates a proposed change to <see cref="ResidualConvBlock"/> (not done in the library): in eval mode,
+    /// BatchNorm after a convolution is an affine map per channel, so it can be folded into the convolution's weight
+    /// and bias (<c>w' = w * g / sqrt(v + eps)</c>, <c>b' = (b - m) * g / sqrt(v + eps) + beta</c>), saving one pass
+    /// over every activation. Replaces each block's <c>conv1</c>/<c>conv2</c> Sequential(Conv2d, BatchNorm2d, GELU)
+    /// by Sequential(folded Conv2d, GELU) through reflection, so the model is for timing only: its state_dict and
+    /// parameters() no longer describe what runs. Call before <see cref="Apply"/>.
+    /// </summary>
+    /// <param name="model">The network, in eval mode.</param>
+    /// <returns>The new convolutions (not registered with the model: convert them with <see cref="ApplyTo"/>).</returns>
+    public static IReadOnlyList<Conv2d> FoldBatchNorm(ConditionalUNet model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var folded = new List<Conv2d>();
+        var fields = new[] { "conv1", "conv2" }.Select(name =>
+            typeof(ResidualConvBlock).GetField(name, BindingFlags.NonPublic | BindingFlags.Instance)
+            ?? throw new InvalidOperationException($"ResidualConvBlock has no field '{name}'; update {nameof(FoldBatchNorm)}.")).ToArray();
+        using var _ = no_grad();
+        foreach (var block in model.modules().OfType<ResidualConvBlock>().ToList())
+        {
+            foreach (var field in fields)
+            {
+                var children = ((Sequential)field.GetValue(block)!).children().ToList();
+                if (children.Count != 3 || children[0] is not Conv2d conv || children[1] is not BatchNorm2d norm)
+                    throw new InvalidOperationException($"ResidualConvBlock.{field.Name} is not Sequential(Conv2d, BatchNorm2d, GELU); update {nameof(FoldBatchNorm)}.");
+                using var scope = NewDisposeScope();
+                var scale = norm.weight! / (norm.running_var! + norm.eps).sqrt();
+                var replacement = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding: 1);
+                replacement.weight!.copy_(conv.weight! * scale.view(-1, 1, 1, 1));
+                replacement.bias!.copy_((conv.bias! - norm.running_mean!) * scale + norm.bias!);
+                var sequential = nn.Sequential(replacement, nn.GELU());
+                sequential.eval();
+                field.SetValue(block, sequential);
+                folded.Add(replacement);
+            }
+        }
+        return folded;
+    }
+
+    /// <summary>Converts extra convolutions (from <see cref="FoldBatchNorm"/>) for the variant, as <see cref="Apply"/> does.</summary>
+    /// <param name="convolutions">The convolutions.</param>
+    /// <param name="variant">The variant.</param>
+    public static void ApplyTo(IEnumerable<Conv2d> convolutions, ForwardVariant variant)
+    {
+        ArgumentNullException.ThrowIfNull(convolutions);
+        using var _ = no_grad();
+        foreach (var conv in convolutions)
+        {
+            if (variant.IsBFloat16())
+                conv.to(ScalarType.BFloat16);
+            if (variant.IsChannelsLast())
+            {
+                using var converted = ToChannelsLast(conv.weight!);
+                conv.weight!.set_(converted);
+            }
+        }
     }
 }

@@ -186,6 +186,55 @@ public class BenchmarkSmokeTests
         }
     }
 
+    [Fact]
+    public void FoldingBatchNormKeepsTheOutputs()
+    {
+        var config = new ConditionalUNetConfig(1, 16, 10, 8, 8);
+        using var plain = TinyModels.Create(config, seed: 8);
+        using var folded = TinyModels.Create(config, seed: 8);
+        using (no_grad())
+        {
+            // Non-trivial running statistics and affine parameters, the same in both models.
+            var gen = new Generator(13);
+            foreach (var ((name, a), (_, b)) in plain.named_buffers().Zip(folded.named_buffers()))
+            {
+                if (name.EndsWith("running_mean", StringComparison.Ordinal)) { a.copy_(randn(a.shape, generator: gen) * 0.3); b.copy_(a); }
+                if (name.EndsWith("running_var", StringComparison.Ordinal)) { a.copy_(rand(a.shape, generator: gen) + 0.5); b.copy_(a); }
+            }
+            foreach (var ((name, a), (_, b)) in plain.named_parameters().Zip(folded.named_parameters()))
+                if (name.Contains(".1.", StringComparison.Ordinal)) { a.copy_(randn(a.shape, generator: gen)); b.copy_(a); }
+        }
+        plain.eval();
+        folded.eval();
+        var convolutions = ForwardVariants.FoldBatchNorm(folded);
+        Assert.Equal(2 * 7, convolutions.Count); // init_conv, down1, down2, up1 (2), up2 (2): two convolutions each
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        var x = rand(new long[] { 3, 1, 8, 8 }, generator: new Generator(14));
+        var labels = tensor(new long[] { 1, 5, 9 });
+        var t = rand(new long[] { 3 }, generator: new Generator(15));
+        var expected = plain.forward(x, labels, t);
+        var actual = folded.forward(x, labels, t);
+        double scale = expected.abs().max().item<float>();
+        double error = (actual - expected).abs().max().item<float>();
+        Assert.True(scale > 0.01, $"scale {scale}");
+        Assert.True(error <= 1e-5 * Math.Max(1, scale), $"max error {error}, scale {scale}");
+    }
+
+    [Fact]
+    public void VariantsCommandPrintsOneRowPerSpecAndRejectsBadSpecs()
+    {
+        var writer = new StringWriter();
+        Assert.Equal(0, DiffusionClassifier.Benchmarks.Comparison.VariantsCommand.Run(
+            ["--features", "8", "--chunk", "2", "--rounds", "1", "--calls", "1", "--warmup", "0", "--threads", "1", "Float32", "ChannelsLast:fold"], writer));
+        string text = writer.ToString();
+        Assert.Contains("| Float32 |", text);
+        Assert.Contains("| ChannelsLast:fold |", text);
+        Assert.Equal(2, DiffusionClassifier.Benchmarks.Comparison.VariantsCommand.Run(["Float64"], new StringWriter()));
+        Assert.Equal(2, DiffusionClassifier.Benchmarks.Comparison.VariantsCommand.Run(["Float32:fast"], new StringWriter()));
+        Assert.Equal(2, DiffusionClassifier.Benchmarks.Comparison.VariantsCommand.Run([], new StringWriter()));
+    }
+
     /// <summary>One assignment per value of each enum/bool parameter; the first listed value of every [Params].</summary>
     private static IEnumerable<List<(string Name, object? Value)>> SmallestParameterSets(Type type)
     {
