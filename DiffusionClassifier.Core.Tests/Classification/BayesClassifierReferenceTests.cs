@@ -1,3 +1,4 @@
+using DiffusionClassifier.Modules;
 using DiffusionClassifier.Classification;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Tests.TestSupport;
@@ -15,7 +16,7 @@ public class BayesClassifierReferenceTests
     /// (coefficients in float64), the per-image mean squared error, averaged over samples. Returns the per-pixel
     /// mean error per class.
     /// </summary>
-    private static double[] ReferenceScores(Modules.ConditionalUNet model, Tensor x0, int[] timesteps, Tensor noise)
+    private static double[] ReferenceScores(ConditionalUNet model, Tensor x0, int[] timesteps, Tensor noise)
     {
         using var scope = NewDisposeScope();
         using var mode = no_grad();
@@ -42,7 +43,7 @@ public class BayesClassifierReferenceTests
     /// A tiny model whose output layer is scaled up so that eps_hat is as large as eps: with PyTorch's initialisation
     /// the error barely depends on t (and little on the label), and a test would not notice a mistake there.
     /// </summary>
-    internal static Modules.ConditionalUNet LoudModel()
+    internal static ConditionalUNet LoudModel()
     {
         var model = TinyModels.Create();
         using var mode = no_grad();

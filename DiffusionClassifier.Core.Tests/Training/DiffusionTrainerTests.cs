@@ -72,16 +72,20 @@ public sealed class DiffusionTrainerTests : IDisposable
         Assert.Equal((reports[3].Loss + reports[4].Loss) / 2.0, reports[4].EpochMeanLoss, 6);
     }
 
-    [Fact]
-    public void FirstAdamStepMovesEveryWeightByAtMostTheLearningRate()
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(1e-7)]
+    public void FirstAdamStepMovesEveryWeightByAtMostTheLearningRate(double clipNorm)
     {
-        // Adam's first update is -lr * g / (|g| + eps): each weight moves by lr (or less where g ~ eps).
+        // Adam's first update is -lr * g / (|g| + eps): each weight moves by about lr where |g| >> eps = 1e-8. Clipping
+        // the global gradient norm to 1e-7 makes every |g| << eps (over ~26k parameters), so the typical move shrinks far below lr.
         var (images, labels) = SyntheticDigits.Random(16);
         using var _ = images;
         using var __ = labels;
         using var model = models.Create();
         var before = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         var options = Tiny(epochs: 1, batch: 16);
+        options.GradientClipNorm = clipNorm;
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         trainer.Train(new TensorTrainingData(images, labels));
         var moves = new List<float>();
@@ -90,10 +94,44 @@ public sealed class DiffusionTrainerTests : IDisposable
             using var d = (p.detach() - before[name]).abs();
             moves.AddRange(d.data<float>().ToArray());
         }
-        Assert.True(moves.Max() <= 1e-3 * 1.0001, $"largest move {moves.Max()}");
-        moves.Sort();
-        Assert.True(moves[moves.Count / 2] > 0.9e-3, $"median move {moves[moves.Count / 2]}");
         foreach (var t in before.Values) t.Dispose();
+        moves.Sort();
+        float median = moves[moves.Count / 2], max = moves[^1];
+        Assert.True(max <= 1e-3 * 1.0001, $"largest move {max}");
+        if (clipNorm == 0)
+            Assert.True(median > 0.9e-3, $"median move {median}");
+        else
+            Assert.True(median < 0.2e-3, $"with clipping the median move is {median}");
+    }
+
+    [Fact]
+    public void NonFiniteLossStopsTrainingWithoutACheckpoint()
+    {
+        var (images, labels) = SyntheticDigits.Random(64);
+        using var _ = images;
+        using var __ = labels;
+        using var model = models.Create();
+        string path = Path.Combine(Path.GetTempPath(), $"nan-{Guid.NewGuid():N}.safetensors");
+        var options = Tiny(epochs: 2);
+        options.LearningRate = 1e30; // the first update moves every weight by 1e30
+        options.CheckpointPath = path;
+        using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
+        var ex = Assert.Throws<InvalidOperationException>(() => trainer.Train(new TensorTrainingData(images, labels)));
+        Assert.Contains("loss became", ex.Message);
+        Assert.True(trainer.CompletedSteps is >= 1 and < 4, $"stopped after {trainer.CompletedSteps} steps");
+        Assert.False(File.Exists(path));
+    }
+
+    [Fact]
+    public void UnavailableDeviceIsRefused()
+    {
+        if (cuda.is_available()) return; // only meaningful without CUDA (xunit 2 has no dynamic skip)
+        using var model = models.Create();
+        var options = Tiny();
+        options.Device = "cuda";
+        var ex = Assert.Throws<ArgumentException>(() => new DiffusionTrainer(model, new DdpmScheduler(), options));
+        Assert.Equal("options", ex.ParamName);
+        Assert.Contains("cuda", ex.Message);
     }
 
     [Fact]
