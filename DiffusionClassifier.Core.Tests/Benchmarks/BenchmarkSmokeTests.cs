@@ -18,6 +18,9 @@ public class BenchmarkSmokeTests
 {
     private static readonly Assembly BenchmarkAssembly = typeof(FlopCounter).Assembly;
 
+    // Keep the test assembly's single libtorch thread (TestAssemblySetup) when a benchmark's setup sets threads.
+    public BenchmarkSmokeTests() => BenchmarkEnvironment.Threads = 1;
+
     public static TheoryData<string, string> BenchmarkMethods()
     {
         var data = new TheoryData<string, string>();
