@@ -242,12 +242,18 @@ public class ModelFileTests
     [Fact]
     public void AConfigAskingForAHugeNetworkIsRefusedBeforeAllocation()
     {
-        // F = 2^20 would need ~10^13 parameters: the check compares with the elements the file holds first.
+        // F = 2^20 would need ~10^13 parameters: refused by the configuration's own size limit
+        // (ConditionalUNetConfig.MaxStateElements) or, below it, by the comparison with the elements the file holds.
+        const string Refusal = "(but the file holds only|parameter and buffer elements; at most)";
         using var net = TinyModels.Create();
         var meta = Meta("""{"in_channels":1,"features":1048576,"classes":10,"height":8,"width":8}""");
         var ex = Refused(Bytes(net.state_dict().ToDictionary(p => p.Key, p => p.Value), meta));
-        Assert.Contains("but the file holds only", ex.Message);
+        Assert.Matches(Refusal, ex.Message);
         meta = Meta("""{"in_channels":1,"features":8,"classes":10,"height":2147483644,"width":2147483644}""");
+        ex = Refused(Bytes(net.state_dict().ToDictionary(p => p.Key, p => p.Value), meta));
+        Assert.Matches(Refusal, ex.Message);
+        // Below the configuration limit, a network larger than the file holds is refused by the comparison.
+        meta = Meta("""{"in_channels":1,"features":512,"classes":10,"height":8,"width":8}""");
         ex = Refused(Bytes(net.state_dict().ToDictionary(p => p.Key, p => p.Value), meta));
         Assert.Contains("but the file holds only", ex.Message);
     }

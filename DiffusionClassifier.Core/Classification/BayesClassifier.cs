@@ -308,7 +308,10 @@ public sealed class BayesClassifier : IDisposable
         if (images.numel() > 0)
         {
             if (!isfinite(images).all().item<bool>())
-                throw new ArgumentException($"The images contain NaN or infinite values ({isnan(images).sum().item<long>()} NaN).", parameterName);
+            {
+                long nan = isnan(images).sum().item<long>(), pos = isposinf(images).sum().item<long>(), neg = isneginf(images).sum().item<long>();
+                throw new ArgumentException($"The images contain non-finite values: {nan} NaN, {pos} +Infinity, {neg} -Infinity.", parameterName);
+            }
             double min = images.min().to(ScalarType.Float64).item<double>(), max = images.max().to(ScalarType.Float64).item<double>();
             if (min < -RangeTolerance || max > 1 + RangeTolerance)
                 throw new ArgumentException($"Pixel values must lie in [0, 1] but range from {min} to {max}.", parameterName);

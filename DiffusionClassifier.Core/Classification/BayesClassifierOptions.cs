@@ -10,6 +10,7 @@ namespace DiffusionClassifier.Classification;
 /// The defaults (<see cref="Default"/>) are the cheaper estimator: stratified timesteps, a shared trunk and pruning
 /// in stages. <see cref="Reference"/> is the estimator of the reference implementation (REFERENCE.md §5), kept as
 /// the baseline.
+/// <para>Thread safety: an immutable record (the <see cref="Pruning"/> schedule is immutable too); safe to share between classifiers and threads.</para>
 /// </remarks>
 public sealed record BayesClassifierOptions
 {

@@ -13,6 +13,7 @@ namespace DiffusionClassifier.Classification;
 /// (the per-sample error varies far more with t than between classes), so its score is its paired difference to the
 /// label on the samples both received plus the label's score (see <see cref="Scores"/>): small but non-zero
 /// probability, never above the label's. The most probable class is therefore always <see cref="Label"/>.</para>
+/// <para>Thread safety: immutable plain data; safe to share.</para>
 /// </remarks>
 public sealed record ClassPrediction
 {

@@ -4,7 +4,7 @@ namespace DiffusionClassifier.Data;
 /// The content of an idx file with unsigned-byte elements: its dimension sizes and its payload in row-major order
 /// (the last dimension varies fastest).
 /// </summary>
-/// <remarks>The instance holds managed memory only. <see cref="Data"/> is the array passed in (not a copy).</remarks>
+/// <remarks>The instance holds managed memory only. <see cref="Data"/> is the array passed in (not a copy). <para>Thread safety: safe to read from several threads as long as nobody writes to <see cref="Data"/> (the array is not copied).</para></remarks>
 public sealed class IdxData
 {
     private readonly int[] dimensions;

@@ -6,6 +6,7 @@ namespace DiffusionClassifier.Data;
 /// One batch drawn from a <see cref="MnistDataset"/>. It owns its two tensors: dispose it (or let an enclosing
 /// dispose scope do so) when done.
 /// </summary>
+/// <remarks>Thread safety: the properties may be read from several threads; <see cref="Dispose"/> must not race with users of the tensors.</remarks>
 public sealed class MnistBatch : IDisposable
 {
     internal MnistBatch(Tensor images, Tensor labels, long[] indices)

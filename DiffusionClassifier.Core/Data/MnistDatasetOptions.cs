@@ -1,6 +1,7 @@
 namespace DiffusionClassifier.Data;
 
 /// <summary>How <see cref="MnistDataset"/> loads and validates a pair of idx files.</summary>
+/// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while a load that uses it runs.</remarks>
 public sealed class MnistDatasetOptions
 {
     /// <summary>The number of classes; every label must be below it. Default 10.</summary>

@@ -5,4 +5,5 @@ namespace DiffusionClassifier.Data;
 /// <param name="Source">Where the files came from: "npm &lt;package&gt;", the mirror URLs used, or "already present".</param>
 /// <param name="AlreadyPresent">True when the folder verified before anything was fetched.</param>
 /// <param name="Elapsed">Wall time of the whole call.</param>
+/// <remarks>Thread safety: an immutable record; safe to share.</remarks>
 public sealed record MnistFetchResult(string Folder, string Source, bool AlreadyPresent, TimeSpan Elapsed);

@@ -20,6 +20,7 @@ namespace DiffusionClassifier.Data;
 /// created it), so the target never holds a partial or unverified file. The fetcher holds no unmanaged resources;
 /// an injected <see cref="HttpClient"/> stays owned by the caller. One instance may run several fetches at once
 /// into different folders.
+/// <para>Thread safety: see above; concurrent fetches into the same folder race on its files (each file is still written atomically, so the folder ends with complete files).</para>
 /// </remarks>
 public sealed class MnistFetcher
 {

@@ -4,6 +4,7 @@ namespace DiffusionClassifier.Data;
 /// <param name="Name">The file name (without <c>.gz</c>), e.g. <c>train-images-idx3-ubyte</c>.</param>
 /// <param name="Sha256">The SHA-256 of the uncompressed content, 64 lower-case hex digits.</param>
 /// <param name="Length">The uncompressed length in bytes.</param>
+/// <remarks>Thread safety: an immutable record; safe to share.</remarks>
 public sealed record MnistFileInfo(string Name, string Sha256, long Length)
 {
     /// <summary>Throws <see cref="ArgumentException"/> when the name is not a plain file name, the hash is not

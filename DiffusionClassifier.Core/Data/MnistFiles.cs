@@ -7,6 +7,7 @@ namespace DiffusionClassifier.Data;
 /// The four official MNIST files (LeCun, Cortes, Burges; CC BY-SA 3.0) with the SHA-256 and length of their
 /// uncompressed content, and verification of a folder against them.
 /// </summary>
+/// <remarks>Thread safety: static and stateless (the file list is immutable); all members are thread-safe.</remarks>
 public static class MnistFiles
 {
     /// <summary>The training images file name.</summary>

@@ -8,8 +8,13 @@ namespace DiffusionClassifier.Imaging;
 /// <c>rows (H + padding) + padding</c> high and <c>columns (W + padding) + padding</c> wide, as torchvision's
 /// <c>make_grid</c>. Padding and empty cells take <c>padValue</c>.
 /// </summary>
+/// <remarks>Thread-safe (no state). Grids larger than <see cref="MaxSide"/> pixels per side (the PNG writer's limit)
+/// are refused before the canvas is allocated.</remarks>
 public static class ImageGrid
 {
+    /// <summary>The largest grid side in pixels (65,535, what a PNG file can hold and <see cref="ImageIO"/> writes).</summary>
+    public const int MaxSide = 65_535;
+
     /// <summary>The default padding value: mid grey, so cells stay distinct on black and on white backgrounds.</summary>
     public const double DefaultPadValue = 0.5;
 
@@ -19,6 +24,8 @@ public static class ImageGrid
     /// <param name="padding">Pixels between and around cells, at least 0.</param>
     /// <param name="padValue">Value of padding and empty cells.</param>
     /// <returns>[C, gridH, gridW] float32 on the CPU, values unchanged (no clamping). The caller owns it.</returns>
+    /// <exception cref="ArgumentException">The grid would exceed <see cref="MaxSide"/> pixels per side (parameter
+    /// <c>padding</c> when the padding alone does, else <c>images</c>).</exception>
     public static Tensor Compose(Tensor images, int columns, int padding = 2, double padValue = DefaultPadValue)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -32,6 +39,8 @@ public static class ImageGrid
     /// <param name="padding">Pixels between and around cells, at least 0.</param>
     /// <param name="padValue">Value of padding and empty cells.</param>
     /// <returns>[C, gridH, gridW] float32 on the CPU, values unchanged (no clamping). The caller owns it.</returns>
+    /// <exception cref="ArgumentException">The grid would exceed <see cref="MaxSide"/> pixels per side (parameter
+    /// <c>padding</c> when the padding alone does, else <c>images</c>).</exception>
     public static Tensor Compose(Tensor images, GridLayout layout, int padding = 2, double padValue = DefaultPadValue)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -40,6 +49,11 @@ public static class ImageGrid
         if (padding < 0) throw new ArgumentOutOfRangeException(nameof(padding), padding, "padding must not be negative.");
         if (!double.IsFinite(padValue)) throw new ArgumentOutOfRangeException(nameof(padValue), padValue, "padValue must be finite.");
         long n = images.shape[0], c = images.shape[1], h = images.shape[2], w = images.shape[3];
+        // Checked in double so that absurd paddings or layouts cannot overflow before the comparison.
+        double gridH = (double)layout.Rows * (h + padding) + padding, gridW = (double)layout.Columns * (w + padding) + padding;
+        if (gridH > MaxSide || gridW > MaxSide)
+            throw new ArgumentException($"A {layout.Rows} x {layout.Columns} grid of {h} x {w} images with padding {padding} would be {gridW} x {gridH} pixels; at most {MaxSide} per side are allowed.",
+                padding > MaxSide ? nameof(padding) : nameof(images));
         for (int i = 0; i < layout.Cells.Count; i++)
             if (layout.Cells[i] >= n)
                 throw new ArgumentException($"Cell {i} of the layout refers to image {layout.Cells[i]} but there are only {n} images.", nameof(layout));

@@ -42,6 +42,11 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
         Config = config;
         long f = config.Features, c = config.InChannels, k = config.Classes;
         long bottomH = config.Height / 4, bottomW = config.Width / 4;
+        // TorchSharp's convolution constructors wrap a temporary torch.empty(...) in the weight Parameter and never
+        // dispose the temporary, which keeps the weight's storage alive after Dispose until the GC finalizes it (measured:
+        // +6.6 MB of native memory per construct/dispose cycle at F = 64 with no GC in between). The scope disposes such
+        // temporaries; parameters and buffers are detached from it when registered.
+        using var scope = NewDisposeScope();
 
         init_conv = new ResidualConvBlock(c, f, isRes: true);
         down1 = new UnetDown(f, f);

@@ -10,14 +10,22 @@ namespace DiffusionClassifier.Modules;
 /// <param name="Classes">Number of labels (reference <c>n_classes</c>).</param>
 /// <param name="Height">Image height; a positive multiple of 4.</param>
 /// <param name="Width">Image width; a positive multiple of 4.</param>
+/// <remarks>Thread safety: an immutable record; safe to share.</remarks>
 public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64, int Classes = 10, int Height = 28, int Width = 28)
 {
     /// <summary>The reference MNIST configuration with the given width.</summary>
     /// <param name="features">Base width F.</param>
     public static ConditionalUNetConfig Mnist(int features = 64) => new(1, features, 10, 28, 28);
 
+    /// <summary>
+    /// The largest network accepted, in parameter and buffer elements (2^31, 8 GiB of float32; the reference F = 256
+    /// MNIST network has about 26.3 million). Larger configurations are refused before anything is allocated.
+    /// </summary>
+    public const long MaxStateElements = 1L << 31;
+
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> (naming the property and its value) when the
-    /// configuration cannot be built.</summary>
+    /// configuration cannot be built, or when the network would exceed <see cref="MaxStateElements"/> (then the
+    /// parameter name is <c>config</c> and the message lists every value).</summary>
     public void Validate()
     {
         if (InChannels < 1)
@@ -30,6 +38,38 @@ public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64
             throw new ArgumentOutOfRangeException(nameof(Height), Height, "Height must be a positive multiple of 4 (two 2x poolings).");
         if (Width < 4 || Width % 4 != 0)
             throw new ArgumentOutOfRangeException(nameof(Width), Width, "Width must be a positive multiple of 4 (two 2x poolings).");
+        long? elements = StateElementCount();
+        if (elements is null or > MaxStateElements)
+            throw new ArgumentOutOfRangeException("config", this, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The network would need {(elements is long e ? e.ToString("N0") : "more than 2^63")} parameter and buffer elements; at most {MaxStateElements:N0} are accepted."));
+    }
+
+    /// <summary>
+    /// Elements of all parameters and buffers of the network (its state_dict), from the layer shapes; null when the
+    /// count overflows a long. Computed without building the network.
+    /// </summary>
+    internal long? StateElementCount()
+    {
+        try
+        {
+            checked
+            {
+                long c = InChannels, f = Features, k = Classes, h = Height / 4, w = Width / 4;
+                // ResidualConvBlock: two (Conv3x3 with bias, BatchNorm: weight, bias, running mean/var, num_batches_tracked).
+                long Block(long i, long o) => 9 * i * o + o + 4 * o + 1 + 9 * o * o + o + 4 * o + 1;
+                long Embed(long i, long e) => i * e + e + e * e + e;
+                long Up(long i, long o) => i * o * 4 + o + 2 * Block(o, o);
+                return Block(c, f) + Block(f, f) + Block(f, 2 * f)
+                    + Embed(1, 2 * f) + Embed(1, f) + Embed(k, 2 * f) + Embed(k, f)
+                    + 2 * f * 2 * f * h * w + 2 * f + 2 * 2 * f // up0: ConvTranspose2d + GroupNorm
+                    + Up(4 * f, f) + Up(2 * f, f)
+                    + 9 * 2 * f * f + f + 2 * f + 9 * f * c + c; // out: Conv3x3, GroupNorm, Conv3x3
+            }
+        }
+        catch (OverflowException)
+        {
+            return null;
+        }
     }
 
     /// <summary>

@@ -8,6 +8,7 @@ namespace DiffusionClassifier.Modules;
 /// A two-layer perceptron, Linear - GELU - Linear, that embeds a timestep or a label (reference <c>EmbedFC</c>).
 /// The input is reshaped to <c>[-1, inputDim]</c> (the reference views it).
 /// </summary>
+/// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c> (they only read the weights); not while training or being modified.</remarks>
 public sealed class EmbedFC : Module<Tensor, Tensor>
 {
     private readonly Sequential model;

@@ -15,6 +15,7 @@ namespace DiffusionClassifier.Modules;
 /// channels (wrong for 1, 4, 8; right from 16). While autograd is recording, the last convolution therefore runs
 /// with its weight and bias zero-padded to <see cref="MinimumGradientSafeChannels"/> output channels and the result
 /// is sliced back: the forward values are identical and the gradients correct. Inference uses the plain convolution.
+/// <para>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</para>
 /// </remarks>
 public sealed class NoiseOutput : Module<Tensor, Tensor>
 {

@@ -5,6 +5,7 @@ using static TorchSharp.torch.nn;
 namespace DiffusionClassifier.Modules;
 
 /// <summary>A <see cref="ResidualConvBlock"/> followed by 2x2 max pooling (reference <c>UnetDown</c>).</summary>
+/// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</remarks>
 public sealed class UnetDown : Module<Tensor, Tensor>
 {
     private readonly Sequential model;

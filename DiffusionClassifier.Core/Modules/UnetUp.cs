@@ -8,6 +8,7 @@ namespace DiffusionClassifier.Modules;
 /// Concatenates the input with a skip connection, upsamples 2x with a transposed convolution and applies two
 /// <see cref="ResidualConvBlock"/>s (reference <c>UnetUp</c>).
 /// </summary>
+/// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</remarks>
 public sealed class UnetUp : Module<Tensor, Tensor, Tensor>
 {
     private readonly Sequential model;

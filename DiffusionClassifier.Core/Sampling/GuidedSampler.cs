@@ -26,6 +26,12 @@ namespace DiffusionClassifier.Sampling;
 /// </remarks>
 public sealed class GuidedSampler
 {
+    /// <summary>
+    /// The most images one call generates (65,536; at 28 x 28 the batch alone is 205 MB of float32). Larger requests are
+    /// refused before anything is allocated; split them into several calls.
+    /// </summary>
+    public const int MaxImages = 65_536;
+
     private readonly ConditionalUNet model;
     private readonly DdpmScheduler scheduler;
     private readonly GuidedSamplerOptions options;
@@ -63,12 +69,14 @@ public sealed class GuidedSampler
     /// <param name="cancellationToken">Checked before every network call.</param>
     /// <returns>The images [B, C, H, W] and the captured steps; the caller owns (disposes) the result.</returns>
     /// <exception cref="ArgumentException">No labels.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes), or there are more than <see cref="MaxImages"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     /// <exception cref="InvalidOperationException"><see cref="GuidedSamplerOptions.Device"/> differs from the model's device.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public SamplingResult Sample(IReadOnlyList<int> labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(labels);
+        CheckCount(labels.Count);
         return SampleCore(ValidateLabels(labels.ToArray()), progress, cancellationToken);
     }
 
@@ -79,7 +87,8 @@ public sealed class GuidedSampler
     /// <param name="cancellationToken">Checked before every network call.</param>
     /// <returns>The images [B, C, H, W] and the captured steps; the caller owns (disposes) the result.</returns>
     /// <exception cref="ArgumentException">No labels.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes), or there are more than <see cref="MaxImages"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public SamplingResult Sample(int[] labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default) =>
         Sample((IReadOnlyList<int>)labels, progress, cancellationToken);
@@ -90,7 +99,8 @@ public sealed class GuidedSampler
     /// <param name="cancellationToken">Checked before every network call.</param>
     /// <returns>The images [B, C, H, W] and the captured steps; the caller owns (disposes) the result.</returns>
     /// <exception cref="ArgumentException">The tensor is not a non-empty integer vector.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes), or there are more than <see cref="MaxImages"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public SamplingResult Sample(Tensor labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -99,6 +109,7 @@ public sealed class GuidedSampler
             throw new ArgumentException($"Expected a label vector [B] but got shape [{string.Join(", ", labels.shape)}].", nameof(labels));
         if (labels.is_floating_point() || labels.is_complex() || labels.dtype == ScalarType.Bool)
             throw new ArgumentException($"Expected integer labels but got {labels.dtype}.", nameof(labels));
+        CheckCount(labels.shape[0]);
         long[] values;
         using (var cpu = labels.to(ScalarType.Int64, CPU))
             values = cpu.data<long>().ToArray();
@@ -120,15 +131,24 @@ public sealed class GuidedSampler
     /// <param name="progress">Receives a report after every reverse step.</param>
     /// <param name="cancellationToken">Checked before every network call.</param>
     /// <returns>The images [Classes * samplesPerLabel, C, H, W]; the caller owns (disposes) the result.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="samplesPerLabel"/> is below 1 or the grid would exceed <see cref="MaxImages"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public SamplingResult SampleGrid(int samplesPerLabel, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        if (samplesPerLabel < 1)
-            throw new ArgumentOutOfRangeException(nameof(samplesPerLabel), samplesPerLabel, "samplesPerLabel must be at least 1.");
         int classes = model.Config.Classes;
-        var labels = new int[checked(classes * samplesPerLabel)];
+        if (samplesPerLabel < 1 || (long)classes * samplesPerLabel > MaxImages)
+            throw new ArgumentOutOfRangeException(nameof(samplesPerLabel), samplesPerLabel,
+                $"samplesPerLabel must lie in 1..{MaxImages / classes} ({classes} classes, at most {MaxImages} images per call).");
+        var labels = new int[classes * samplesPerLabel];
         for (int i = 0; i < labels.Length; i++)
             labels[i] = i / samplesPerLabel;
         return SampleCore(labels, progress, cancellationToken);
+    }
+
+    private static void CheckCount(long count)
+    {
+        if (count > MaxImages)
+            throw new ArgumentOutOfRangeException("labels", count, $"At most {MaxImages} images can be generated per call; split the request.");
     }
 
     private int[] ValidateLabels(int[] labels)
@@ -234,8 +254,9 @@ public sealed class GuidedSampler
 
     private (Device Device, ScalarType DType) ResolveDeviceAndType()
     {
+        // A ConditionalUNet always has parameters: none left means it was disposed.
         var first = model.parameters().FirstOrDefault()
-            ?? throw new InvalidOperationException("The model has no parameters.");
+            ?? throw new ObjectDisposedException(nameof(ConditionalUNet), "The model passed to the sampler was disposed.");
         var modelDevice = first.device;
         var requested = options.Device;
         if (requested is not null && (requested.type != modelDevice.type || (requested.index >= 0 && modelDevice.index >= 0 && requested.index != modelDevice.index)))

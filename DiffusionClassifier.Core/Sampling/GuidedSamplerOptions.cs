@@ -3,6 +3,7 @@ using static TorchSharp.torch;
 namespace DiffusionClassifier.Sampling;
 
 /// <summary>Settings of a <see cref="GuidedSampler"/>. Call <see cref="Validate"/> (the sampler does) before use.</summary>
+/// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while another thread reads it. <see cref="GuidedSampler"/> copies it, so later changes do not affect a sampler.</remarks>
 public sealed class GuidedSamplerOptions
 {
     /// <summary>The default guidance weight: 2, the strongest of the reference's {0, 0.5, 2}; it gives the most

@@ -5,6 +5,7 @@ namespace DiffusionClassifier.Sampling;
 /// <param name="TotalSteps">T, the number of reverse steps of the run.</param>
 /// <param name="Timestep">The timestep t just processed (x_t became x_{t-1}); counts down from T to 1.</param>
 /// <param name="Elapsed">Wall time since the run started.</param>
+/// <remarks>Thread safety: an immutable value; safe to share.</remarks>
 public readonly record struct SamplingProgress(int Step, int TotalSteps, int Timestep, TimeSpan Elapsed)
 {
     /// <summary>Fraction done, in (0, 1].</summary>

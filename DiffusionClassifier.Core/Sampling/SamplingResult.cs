@@ -11,6 +11,7 @@ namespace DiffusionClassifier.Sampling;
 /// Owns <see cref="Images"/> and <see cref="Steps"/> (native memory): dispose it, or detach the tensors you keep.
 /// The values are the raw x_0 of the reverse process, not clipped (MNIST-like models give roughly [0, 1]); the PNG
 /// writers clamp to [0, 1] for display.
+/// <para>Thread safety: the properties and the PNG writers may be called from several threads; <see cref="Dispose"/> must not race with them.</para>
 /// </remarks>
 public sealed class SamplingResult : IDisposable
 {

@@ -12,17 +12,22 @@ namespace DiffusionClassifier.Scheduling;
 /// </remarks>
 public sealed class DdpmScheduler
 {
+    /// <summary>The largest T accepted (the reference uses 400, diffusers 1000); larger values are refused before
+    /// the coefficient tables are allocated.</summary>
+    public const int MaxTrainTimesteps = 100_000;
+
     private readonly double[] betas, alphas, alphaBars, sqrtAlphaBars, sqrtOneMinusAlphaBars, oneOverSqrtAlphas, sqrtBetas, mabOverSqrtMab;
 
     /// <summary>Creates the schedule.</summary>
     /// <param name="numTrainTimesteps">T (reference <c>n_T</c>); default 400.</param>
     /// <param name="betaStart">beta_1 of the linear schedule (reference <c>betas[0]</c>); default 1e-4.</param>
     /// <param name="betaEnd">beta_T (reference <c>betas[1]</c>); default 0.02.</param>
-    /// <exception cref="ArgumentOutOfRangeException">T &lt; 1, or the betas are not 0 &lt; start &lt;= end &lt; 1.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">T is not in 1..<see cref="MaxTrainTimesteps"/>, or the betas are not
+    /// 0 &lt; start &lt;= end &lt; 1.</exception>
     public DdpmScheduler(int numTrainTimesteps = 400, double betaStart = 1e-4, double betaEnd = 0.02)
     {
-        if (numTrainTimesteps < 1)
-            throw new ArgumentOutOfRangeException(nameof(numTrainTimesteps), numTrainTimesteps, "The number of timesteps must be at least 1.");
+        if (numTrainTimesteps < 1 || numTrainTimesteps > MaxTrainTimesteps)
+            throw new ArgumentOutOfRangeException(nameof(numTrainTimesteps), numTrainTimesteps, $"The number of timesteps must lie in 1..{MaxTrainTimesteps}.");
         if (!(betaStart > 0 && betaStart < 1))
             throw new ArgumentOutOfRangeException(nameof(betaStart), betaStart, "betaStart must lie in (0, 1).");
         if (!(betaEnd >= betaStart && betaEnd < 1))

@@ -9,20 +9,36 @@ namespace DiffusionClassifier.Serialization;
 /// tensors. Owns the network and the extra tensors; disposing it disposes them (use <see cref="DetachModel"/> to
 /// keep the network).
 /// </summary>
+/// <remarks>
+/// Thread safety: reading the members from several threads is safe; <see cref="DetachModel"/> and
+/// <see cref="Dispose"/> must not race with other calls. After <see cref="Dispose"/>, <see cref="Model"/>,
+/// <see cref="ExtraTensors"/> and <see cref="DetachModel"/> throw <see cref="ObjectDisposedException"/>.
+/// </remarks>
 public sealed class LoadedModel : IDisposable
 {
+    private readonly IReadOnlyDictionary<string, Tensor> extraTensors;
     private ConditionalUNet? model;
+    private bool disposed;
 
     internal LoadedModel(ConditionalUNet model, DdpmScheduler scheduler, IReadOnlyDictionary<string, string> metadata, IReadOnlyDictionary<string, Tensor> extraTensors)
     {
         this.model = model;
         Scheduler = scheduler;
         Metadata = metadata;
-        ExtraTensors = extraTensors;
+        this.extraTensors = extraTensors;
     }
 
     /// <summary>The network, in eval mode.</summary>
-    public ConditionalUNet Model => model ?? throw new InvalidOperationException("The model was detached or disposed.");
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The network was handed over with <see cref="DetachModel"/>.</exception>
+    public ConditionalUNet Model
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            return model ?? throw new InvalidOperationException("The model was detached with DetachModel(); its new owner holds it.");
+        }
+    }
 
     /// <summary>The noise schedule the model was trained with.</summary>
     public DdpmScheduler Scheduler { get; }
@@ -31,9 +47,19 @@ public sealed class LoadedModel : IDisposable
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
     /// <summary>Extra tensors by name (without the <see cref="ModelFile.ExtraTensorPrefix"/>).</summary>
-    public IReadOnlyDictionary<string, Tensor> ExtraTensors { get; }
+    /// <exception cref="ObjectDisposedException">This object was disposed (the tensors are freed).</exception>
+    public IReadOnlyDictionary<string, Tensor> ExtraTensors
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            return extraTensors;
+        }
+    }
 
     /// <summary>Hands the network to the caller, who then owns and disposes it.</summary>
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The network was already detached.</exception>
     public ConditionalUNet DetachModel()
     {
         var m = Model;
@@ -44,8 +70,10 @@ public sealed class LoadedModel : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        if (disposed) return;
+        disposed = true;
         model?.Dispose();
         model = null;
-        foreach (var t in ExtraTensors.Values) t.Dispose();
+        foreach (var t in extraTensors.Values) t.Dispose();
     }
 }

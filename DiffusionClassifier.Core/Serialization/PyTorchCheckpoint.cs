@@ -483,7 +483,8 @@ public static class PyTorchCheckpoint
                 using var s = entry.Open();
                 try
                 {
-                    t.ReadBytesFromStream(s, 1 << 20);
+                    // TorchSharp allocates a buffer of this size per call: no more than the storage needs.
+                    t.ReadBytesFromStream(s, (int)Math.Min(1 << 20, bytes));
                 }
                 catch (EndOfStreamException e)
                 {

@@ -18,6 +18,7 @@ namespace DiffusionClassifier.Serialization;
 /// tensor's dtype, shape and byte range must agree, and the byte ranges must tile the data section exactly (no
 /// gaps, overlaps or trailing bytes), so no tensor is allocated that the content does not hold. Booleans must be
 /// 0 or 1. Every violation is an <see cref="InvalidDataException"/> saying what is wrong.
+/// <para>Thread safety: static and stateless; all members may be called from several threads (writes to one path: the last complete file wins, see <see cref="AtomicFile"/>).</para>
 /// </remarks>
 public static class SafeTensors
 {
@@ -106,7 +107,7 @@ public static class SafeTensors
         stream.Write(json.GetBuffer().AsSpan(0, (int)json.Length));
         for (int i = 0; i < pad; i++) stream.WriteByte((byte)' ');
         foreach (var t in data)
-            if (t.numel() > 0) t.WriteBytesToStream(stream, CopyBufferBytes);
+            if (t.numel() > 0) t.WriteBytesToStream(stream, (int)Math.Min(CopyBufferBytes, t.numel() * t.ElementSize));
     }
 
     /// <summary>Reads a safetensors file.</summary>
@@ -168,7 +169,9 @@ public static class SafeTensors
                 stream.Position = dataStart + e.Begin;
                 try
                 {
-                    t.ReadBytesFromStream(stream, CopyBufferBytes);
+                    // TorchSharp allocates a fresh buffer of this size per call: never more than the tensor needs
+                    // (a 1 MB buffer per tensor made every load of a 128-tensor network allocate 128 MB of garbage).
+                    t.ReadBytesFromStream(stream, (int)Math.Min(CopyBufferBytes, e.End - e.Begin));
                 }
                 catch (EndOfStreamException ex)
                 {

@@ -6,6 +6,7 @@ namespace DiffusionClassifier.Training;
 /// Labelled images a <see cref="DiffusionTrainer"/> can draw batches from. The trainer decides the order (a seeded
 /// permutation per epoch); the data source only returns the requested items.
 /// </summary>
+/// <remarks>Thread safety: <see cref="DiffusionTrainer"/> calls the members from its training thread only, one call at a time; an implementation need not be thread-safe unless it is shared with other users.</remarks>
 public interface ITrainingData
 {
     /// <summary>Number of items; at least 1.</summary>

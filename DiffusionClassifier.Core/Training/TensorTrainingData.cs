@@ -7,6 +7,7 @@ namespace DiffusionClassifier.Training;
 /// int64 [N]. It keeps references to the tensors and does not own them: the caller keeps them alive while training
 /// and disposes them afterwards. Safe for concurrent reads.
 /// </summary>
+/// <remarks>Thread safety: <see cref="GetBatch"/> may be called from several threads at once (it only reads the tensors); disposing the tensors must not race with it.</remarks>
 public sealed class TensorTrainingData : ITrainingData
 {
     private readonly Tensor images;

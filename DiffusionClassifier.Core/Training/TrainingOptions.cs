@@ -8,6 +8,7 @@ namespace DiffusionClassifier.Training;
 /// Adam, lr 1e-4 decayed linearly per epoch, label drop 0.1) except for the epoch count, the batch size and the
 /// EMA of the weights, which are chosen for a CPU run. Call <see cref="Validate"/> (the trainer does) to check them.
 /// </summary>
+/// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while another thread reads it. <see cref="DiffusionTrainer"/> copies it, so later changes do not affect a trainer.</remarks>
 public sealed class TrainingOptions
 {
     /// <summary>Passes over the training data. Default 20 (the reference classifier model trained 50).</summary>

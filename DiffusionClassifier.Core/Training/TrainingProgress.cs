@@ -13,6 +13,7 @@ namespace DiffusionClassifier.Training;
 /// <param name="ImagesPerSecond">Training throughput of this <c>Train</c> call so far.</param>
 /// <param name="Elapsed">Wall time of this <c>Train</c> call so far.</param>
 /// <param name="EstimatedRemaining">Estimated time to the end of the run at the current throughput.</param>
+/// <remarks>Thread safety: an immutable record; safe to share.</remarks>
 public sealed record TrainingProgress(
     int Epoch,
     int Epochs,

@@ -9,6 +9,7 @@ namespace DiffusionClassifier.Training;
 /// in the middle includes the steps before the resume).</param>
 /// <param name="Elapsed">Wall time of this call.</param>
 /// <param name="ImagesPerSecond">Training throughput of this call.</param>
+/// <remarks>Thread safety: an immutable record; safe to share.</remarks>
 public sealed record TrainingResult(
     long StepsRun,
     long TotalSteps,

@@ -1,0 +1,189 @@
+using System.Diagnostics;
+using DiffusionClassifier.Classification;
+using DiffusionClassifier.Imaging;
+using DiffusionClassifier.Sampling;
+using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Serialization;
+using DiffusionClassifier.Tests.TestSupport;
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Tests.Reliability;
+
+/// <summary>
+/// The documented thread-safety contracts, exercised: <see cref="Threads"/> threads released together by a barrier
+/// call one shared object, and every result must equal, bit for bit, what a sequential call with the same input and
+/// seed returned, with no exception.
+/// </summary>
+[Collection(SingleThreadedTorchCollection.Name)]
+public sealed class ConcurrencyTests(ITestOutputHelper output)
+{
+    private const int Threads = 8;
+
+    /// <summary>Runs <paramref name="work"/>(thread) on <see cref="Threads"/> threads started together; rethrows the first failure.</summary>
+    private static T[] RunTogether<T>(Func<int, T> work)
+    {
+        var results = new T[Threads];
+        var errors = new Exception?[Threads];
+        using var start = new Barrier(Threads);
+        var threads = Enumerable.Range(0, Threads).Select(i => new Thread(() =>
+        {
+            try
+            {
+                start.SignalAndWait();
+                results[i] = work(i);
+            }
+            catch (Exception e)
+            {
+                errors[i] = e;
+            }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        foreach (var e in errors)
+            if (e is not null)
+                throw new Xunit.Sdk.XunitException($"A thread failed: {e}");
+        return results;
+    }
+
+    private static void AssertIdentical(ClassPrediction expected, ClassPrediction actual)
+    {
+        Assert.Equal(expected.Label, actual.Label);
+        Assert.Equal(expected.MeanErrors, actual.MeanErrors);
+        Assert.Equal(expected.Probabilities, actual.Probabilities);
+        Assert.Equal(expected.SamplesPerClass, actual.SamplesPerClass);
+        Assert.Equal(expected.PrunedClasses, actual.PrunedClasses);
+    }
+
+    [Fact]
+    public void EightThreadsPredictingOnOneClassifierGetTheSequentialResults()
+    {
+        using var threads = new SingleThreadedTorch();
+        using var model = TinyModels.Create(seed: 31);
+        model.eval();
+        using var classifier = new BayesClassifier(model, new DdpmScheduler(50));
+        using var images = rand(new long[] { Threads, 1, 8, 8 }, generator: new Generator(4));
+        const int Calls = 4, N = 10;
+        // Each thread mixes the entry points: tensor, float[] and batch overloads, several seeds.
+        ClassPrediction[] Work(int i)
+        {
+            using var image = images[i];
+            var pixels = image.contiguous().data<float>().ToArray();
+            var results = new List<ClassPrediction>();
+            for (int s = 0; s < Calls; s++)
+                results.Add(s % 2 == 0 ? classifier.Predict(image, N, seed: 100 * i + s) : classifier.Predict(pixels, N, seed: 100 * i + s));
+            using var pair = images.narrow(0, i, 1).repeat(2, 1, 1, 1);
+            results.AddRange(classifier.PredictBatch(pair, N, new long[] { 7 * i, 7 * i + 1 }));
+            return results.ToArray();
+        }
+        var clock = Stopwatch.StartNew();
+        var sequential = Enumerable.Range(0, Threads).Select(Work).ToArray();
+        var sequentialTime = clock.Elapsed;
+        clock.Restart();
+        var concurrent = RunTogether(Work);
+        var concurrentTime = clock.Elapsed;
+        for (int i = 0; i < Threads; i++)
+            for (int k = 0; k < sequential[i].Length; k++)
+                AssertIdentical(sequential[i][k], concurrent[i][k]);
+        output.WriteLine($"{Threads} threads x {sequential[0].Length} predictions (n = {N}): sequential {sequentialTime.TotalSeconds:F2} s, concurrent {concurrentTime.TotalSeconds:F2} s; all identical.");
+    }
+
+    [Fact]
+    public void ConcurrentSamplingOnOneModelGivesTheSequentialImages()
+    {
+        using var threads = new SingleThreadedTorch();
+        using var model = TinyModels.Create(seed: 32);
+        model.eval();
+        var scheduler = new DdpmScheduler(8);
+        // One shared sampler (same seed: every thread must get the same images) and one sampler per thread (own seeds).
+        var shared = new GuidedSampler(model, scheduler, new GuidedSamplerOptions { GuidanceWeight = 0.5, Seed = 5 });
+        var own = Enumerable.Range(0, Threads).Select(i => new GuidedSampler(model, scheduler, new GuidedSamplerOptions { GuidanceWeight = 2, Seed = i })).ToArray();
+        (float[] Shared, float[] Own) Work(int i)
+        {
+            using var a = shared.Sample(new[] { 1, 2, 3 });
+            using var b = own[i].Sample(new[] { i % 10, (i + 5) % 10 });
+            return (a.Images.contiguous().data<float>().ToArray(), b.Images.contiguous().data<float>().ToArray());
+        }
+        var sequential = Enumerable.Range(0, Threads).Select(Work).ToArray();
+        var concurrent = RunTogether(Work);
+        for (int i = 0; i < Threads; i++)
+        {
+            Assert.Equal(sequential[0].Shared, concurrent[i].Shared);
+            Assert.Equal(sequential[i].Own, concurrent[i].Own);
+        }
+        Assert.False(model.training);
+    }
+
+    [Fact]
+    public void ConcurrentLoadsOfOneModelFileGiveIdenticalNetworks()
+    {
+        using var threads = new SingleThreadedTorch();
+        string folder = Directory.CreateTempSubdirectory("dc-concurrent-").FullName;
+        try
+        {
+            string path = Path.Combine(folder, "m.safetensors");
+            using (var model = TinyModels.Create(seed: 33))
+                ModelFile.Save(path, model, new DdpmScheduler());
+            using var x = rand(new long[] { 2, 1, 8, 8 }, generator: new Generator(9));
+            using var c = tensor(new long[] { 3, 7 });
+            using var t = tensor(new float[] { 0.25f, 0.75f });
+            float[] Work(int i)
+            {
+                using var loaded = ModelFile.Load(path);
+                using var noGrad = no_grad();
+                using var y = loaded.Model.forward(x, c, t);
+                return y.contiguous().data<float>().ToArray();
+            }
+            var expected = Work(0);
+            foreach (var r in RunTogether(Work))
+                Assert.Equal(expected, r);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ConcurrentAtomicWritesToOneFileLeaveOneCompleteVersionAndNoTemporaries()
+    {
+        string folder = Directory.CreateTempSubdirectory("dc-concurrent-write-").FullName;
+        try
+        {
+            string path = Path.Combine(folder, "shared.bin");
+            // Each thread writes its own 1 MB content (its index in every byte) 10 times.
+            RunTogether(i =>
+            {
+                var content = Enumerable.Repeat((byte)i, 1 << 20).ToArray();
+                for (int k = 0; k < 10; k++)
+                    DiffusionClassifier.Serialization.AtomicFile.WriteAllBytes(path, content);
+                return 0;
+            });
+            var bytes = File.ReadAllBytes(path);
+            Assert.Equal(1 << 20, bytes.Length);
+            Assert.All(bytes, b => Assert.Equal(bytes[0], b));
+            Assert.Equal(new[] { "shared.bin" }, Directory.GetFiles(folder).Select(Path.GetFileName));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void ConcurrentImageDecodingGivesTheSequentialTensors()
+    {
+        using var threads = new SingleThreadedTorch();
+        using var source = rand(new long[] { 1, 28, 28 }, generator: new Generator(12));
+        var png = ImageIO.EncodePng(source);
+        float[] Work(int i)
+        {
+            using var image = ImageIO.LoadImage(new MemoryStream(png), 20 + i, 28, invert: i % 2 == 0);
+            return image.data<float>().ToArray();
+        }
+        var sequential = Enumerable.Range(0, Threads).Select(Work).ToArray();
+        var concurrent = RunTogether(Work);
+        for (int i = 0; i < Threads; i++)
+            Assert.Equal(sequential[i], concurrent[i]);
+    }
+}
