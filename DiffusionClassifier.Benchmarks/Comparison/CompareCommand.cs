@@ -105,6 +105,15 @@ public static class CompareCommand
             var matmul = MeasurementJson(Time(() => a.mm(b).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
             matmul["size"] = n;
             result["matmul"] = matmul;
+            if (options.Variants.Any(v => v.IsBFloat16()))
+            {
+                // The ceiling of the bfloat16 variants (AMX / AVX512-BF16 where the CPU has them).
+                var a16 = a.to(ScalarType.BFloat16);
+                var b16 = b.to(ScalarType.BFloat16);
+                var matmul16 = MeasurementJson(Time(() => a16.mm(b16).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
+                matmul16["size"] = n;
+                result["matmul_bf16"] = matmul16;
+            }
         }
 
         var forward = new JsonArray();
@@ -318,17 +327,21 @@ public static class CompareCommand
         var theirMatmul = theirs?["matmul"];
         double? ceiling = Max(Get(ourMatmul, "gflops"), Get(theirMatmul, "gflops"));
         double? cpuCeiling = Max(Get(ourMatmul, "gflops_per_cpu_s"), Get(theirMatmul, "gflops_per_cpu_s"));
+        var ourMatmul16 = ours["matmul_bf16"];
+        double? ceiling16 = Get(ourMatmul16, "gflops"), cpuCeiling16 = Get(ourMatmul16, "gflops_per_cpu_s");
         if (ourMatmul is not null || theirMatmul is not null)
         {
             sb.AppendLine();
-            sb.AppendLine(Inv, $"Matmul ceiling, float32 {options.MatmulSize}x{options.MatmulSize}: PyTorch {F(Get(theirMatmul, "gflops"))} GFLOP/s ({F(Get(theirMatmul, "gflops_per_cpu_s"))} per CPU-s), TorchSharp {F(Get(ourMatmul, "gflops"))} GFLOP/s ({F(Get(ourMatmul, "gflops_per_cpu_s"))} per CPU-s). % ceiling below is against the larger of the two.");
+            sb.AppendLine(Inv, $"Matmul ceiling, float32 {options.MatmulSize}x{options.MatmulSize}: PyTorch {F(Get(theirMatmul, "gflops"))} GFLOP/s ({F(Get(theirMatmul, "gflops_per_cpu_s"))} per CPU-s), TorchSharp {F(Get(ourMatmul, "gflops"))} GFLOP/s ({F(Get(ourMatmul, "gflops_per_cpu_s"))} per CPU-s); % ceiling of the float32 variants is against the larger of the two.");
+            if (ourMatmul16 is not null)
+                sb.AppendLine(Inv, $"Matmul ceiling, bfloat16 {options.MatmulSize}x{options.MatmulSize}, TorchSharp: {F(ceiling16)} GFLOP/s ({F(cpuCeiling16)} per CPU-s); % ceiling of the bfloat16 variants is against this one.");
         }
 
         var ourForward = ours["forward"]!.AsArray();
         if (ourForward.Count > 0)
         {
             sb.AppendLine();
-            sb.AppendLine("Network forward (images/s; ours: variant = number format and memory layout; GFLOP/s and % of the float32 matmul ceiling):");
+            sb.AppendLine("Network forward (images/s; ours: variant = number format and memory layout; GFLOP/s and % of the matmul ceiling of the variant's number format):");
             sb.AppendLine();
             sb.AppendLine("| F | chunk | ours | PyTorch wall | ours wall | ours ÷ PyTorch | ours GFLOP/s | % ceiling | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) | % ceiling (CPU) |");
             sb.AppendLine("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -339,7 +352,9 @@ public static class CompareCommand
                     .FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["chunk"]!.GetValue<int>() == chunk);
                 double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
                 double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
-                sb.AppendLine(Inv, $"| {f} | {chunk} | {row["variant"]} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(Get(row, "gflops"))} | {Percent(Get(row, "gflops"), ceiling)} | {F(theirCpu)} | {F(ourCpu)} | {Ratio(ourCpu, theirCpu)} | {Percent(Get(row, "gflops_per_cpu_s"), cpuCeiling)} |");
+                bool bf16 = Enum.TryParse<ForwardVariant>(row["variant"]?.GetValue<string>(), out var variant) && variant.IsBFloat16();
+                double? wallCeiling = bf16 ? ceiling16 : ceiling, cpuRowCeiling = bf16 ? cpuCeiling16 : cpuCeiling;
+                sb.AppendLine(Inv, $"| {f} | {chunk} | {row["variant"]} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(Get(row, "gflops"))} | {Percent(Get(row, "gflops"), wallCeiling)} | {F(theirCpu)} | {F(ourCpu)} | {Ratio(ourCpu, theirCpu)} | {Percent(Get(row, "gflops_per_cpu_s"), cpuRowCeiling)} |");
             }
         }
 
