@@ -9,21 +9,23 @@ namespace DiffusionClassifier.Benchmarks;
 /// <summary>
 /// Cost of <see cref="BayesClassifier.PredictBatch"/> at n = 20 on a random-weight MNIST-sized model, per estimator,
 /// precision and chunk size. Run: <c>dotnet run -c Release --project DiffusionClassifier.Benchmarks -- --filter '*Classifier*'</c>.
-/// One operation classifies <see cref="Images"/> images; divide by it for the time per image.
+/// One operation classifies <see cref="Images"/> images; the Images/s column divides by it.
 /// </summary>
+[Config(typeof(ThroughputConfig))]
 [MemoryDiagnoser(false)]
-public class ClassifierBenchmarks
+public class ClassifierBenchmarks : IWorkloadBenchmark
 {
-    private ConditionalUNet model = null!;
-    private BayesClassifier classifier = null!;
-    private Tensor images = null!;
+    private const int N = 20;
+    private ConditionalUNet? model;
+    private BayesClassifier? classifier;
+    private Tensor? images;
 
     /// <summary>Images per operation.</summary>
     public const int Images = 8;
 
     /// <summary>Network width F.</summary>
     [Params(32)]
-    public int Features { get; set; }
+    public int Features { get; set; } = 32;
 
     /// <summary>Estimator: Reference or Default.</summary>
     [Params("Reference", "Default")]
@@ -35,31 +37,51 @@ public class ClassifierBenchmarks
 
     /// <summary>Rows per network call.</summary>
     [Params(32, 128, 512)]
-    public int ChunkSize { get; set; }
+    public int ChunkSize { get; set; } = 32;
 
-    /// <summary>Builds the model and the classifier (two intra-op threads, as on the project machines).</summary>
+    /// <summary>Builds the model and the classifier.</summary>
     [GlobalSetup]
     public void Setup()
     {
-        set_num_threads(2);
-        manual_seed(1);
-        model = new ConditionalUNet(ConditionalUNetConfig.Mnist(Features));
-        var options = (Preset == "Reference" ? BayesClassifierOptions.Reference : BayesClassifierOptions.Default)
-            with { ChunkSize = ChunkSize, Precision = Precision };
-        classifier = new BayesClassifier(model, new DdpmScheduler(), options);
-        images = rand(new long[] { Images, 1, 28, 28 }, generator: new Generator(3));
+        BenchmarkEnvironment.Initialize();
+        var config = BenchmarkEnvironment.ModelConfig(Features);
+        model = BenchmarkEnvironment.CreateModel(config);
+        classifier = new BayesClassifier(model, new DdpmScheduler(), Options());
+        images = rand(new long[] { ImageCount(), config.InChannels, config.Height, config.Width }, generator: new Generator(3))
+            .to(BenchmarkEnvironment.Device).DetachFromDisposeScope();
     }
 
     /// <summary>Classifies the batch at n = 20.</summary>
     [Benchmark]
-    public IReadOnlyList<ClassPrediction> PredictBatchN20() => classifier.PredictBatch(images, 20);
+    public IReadOnlyList<ClassPrediction> PredictBatchN20()
+    {
+        var predictions = classifier!.PredictBatch(images!, SampleCount());
+        BenchmarkEnvironment.Synchronize();
+        return predictions;
+    }
 
     /// <summary>Frees native memory.</summary>
     [GlobalCleanup]
     public void Cleanup()
     {
-        classifier.Dispose();
-        model.Dispose();
-        images.Dispose();
+        classifier?.Dispose(); model?.Dispose(); images?.Dispose();
+        classifier = null; model = null; images = null;
     }
+
+    /// <inheritdoc />
+    public Workload Describe(string benchmarkMethod)
+    {
+        var config = BenchmarkEnvironment.ModelConfig(Features);
+        var options = Options();
+        var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, SampleCount(), options);
+        return new Workload(ImageCount(), evaluations, ImageCount() * FlopCounter.Predict(config, SampleCount(), options));
+    }
+
+    private BayesClassifierOptions Options() =>
+        (Preset == "Reference" ? BayesClassifierOptions.Reference : BayesClassifierOptions.Default)
+            with { ChunkSize = ChunkSize, Precision = Precision };
+
+    private static int ImageCount() => BenchmarkEnvironment.Smoke ? 2 : Images;
+
+    private static int SampleCount() => BenchmarkEnvironment.Smoke ? 4 : N;
 }

@@ -100,7 +100,8 @@ internal static class TrainCommand
 
         using var dataset = MnistDataset.Load(s.Data.FullName, MnistSplit.Train, new MnistDatasetOptions { Limit = s.Limit });
         var trainingData = new TensorTrainingData(dataset.Images, dataset.Labels);
-        var logger = context.LoggerFactory.CreateLogger<DiffusionTrainer>();
+        // The command reports progress, cancellation and the result itself: the trainer's own log only with --verbose.
+        var logger = context.Verbose ? context.LoggerFactory.CreateLogger<DiffusionTrainer>() : null;
 
         DiffusionTrainer trainer;
         ConditionalUNet? model = null;

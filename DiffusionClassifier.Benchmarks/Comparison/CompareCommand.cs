@@ -1,0 +1,396 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using DiffusionClassifier.Classification;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Benchmarks.Comparison;
+
+/// <summary>
+/// The <c>compare</c> mode: runs tools/pytorch/reference_benchmark.py (PyTorch), then the same measurements on this
+/// library with the same timing method (<see cref="Timing"/>), and prints markdown tables with the ratio ours ÷
+/// theirs. <c>dotnet run -c Release --project DiffusionClassifier.Benchmarks -- compare</c>.
+/// </summary>
+public static class CompareCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    /// <summary>Our classifier measurements: JSON method name, title, options, and whether a call takes a batch.</summary>
+    private static readonly (string Method, string Title, BayesClassifierOptions Options, bool Batched)[] PredictMethods =
+    [
+        ("predict-reference", "Predict, Reference options", BayesClassifierOptions.Reference, false),
+        ("predict-default", "Predict, Default options", BayesClassifierOptions.Default, false),
+        ("predict-batch-default", "PredictBatch, Default options", BayesClassifierOptions.Default, true),
+        ("predict-batch-default-bf16", "PredictBatch, Default options, BFloat16", BayesClassifierOptions.Default with { Precision = InferencePrecision.BFloat16 }, true),
+    ];
+
+    /// <summary>Runs the comparison and writes the report.</summary>
+    /// <param name="args">Arguments after <c>compare</c> (see <see cref="CompareOptions.Usage"/>).</param>
+    /// <param name="output">Where the report goes.</param>
+    /// <returns>The process exit code: 0, or 2 for bad arguments, 1 when PyTorch failed.</returns>
+    public static int Run(IReadOnlyList<string> args, TextWriter output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        CompareOptions options;
+        try
+        {
+            options = CompareOptions.Parse(args);
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            Console.Error.WriteLine(CompareOptions.Usage);
+            return 2;
+        }
+
+        BenchmarkEnvironment.Initialize(options.Threads);
+        var report = new JsonObject
+        {
+            ["machine"] = MachineInfo(),
+            ["options"] = JsonSerializer.SerializeToNode(new
+            {
+                options.Widths, options.Chunks, EstimatorWidths = options.EstimatorWidths ?? options.Widths, options.N,
+                options.EstimatorChunk, options.PredictBatch, options.MatmulSize, options.Warmup, options.WarmupSeconds,
+                options.Repeats, Threads = get_num_threads(), Variants = options.Variants.Select(v => v.ToString()).ToArray(),
+            }),
+        };
+
+        JsonNode? theirs = null;
+        if (!options.Skip.Contains("pytorch"))
+        {
+            theirs = options.PyTorchJson is not null ? JsonNode.Parse(File.ReadAllText(options.PyTorchJson)) : RunPyTorch(options);
+            if (theirs is null)
+                return 1;
+        }
+        report["pytorch"] = theirs?.DeepClone();
+        report["ours"] = MeasureOurs(options);
+
+        WriteTables(output, options, report);
+        if (options.JsonOutput is not null)
+            File.WriteAllText(options.JsonOutput, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        return 0;
+    }
+
+    /// <summary>Our side: matmul ceiling, forward throughput, and the classifiers, with the same timing method.</summary>
+    /// <param name="options">What to measure.</param>
+    public static JsonObject MeasureOurs(CompareOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var result = new JsonObject
+        {
+            ["implementation"] = "torchsharp",
+            ["torchsharp"] = typeof(Tensor).Assembly.GetName().Version?.ToString(),
+            ["threads"] = get_num_threads(),
+            ["device"] = BenchmarkEnvironment.Device.ToString(),
+            ["load_average_start"] = Timing.LoadAverage(),
+        };
+        using var gen = new Generator(2);
+        Measurement Time(Action run, int warmup) => Timing.Measure(() =>
+        {
+            run();
+            BenchmarkEnvironment.Synchronize();
+        }, warmup, options.Repeats, options.WarmupSeconds);
+
+        if (!options.Skip.Contains("matmul"))
+        {
+            using var scope = NewDisposeScope();
+            using var mode = inference_mode();
+            long n = options.MatmulSize;
+            var a = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
+            var b = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
+            var matmul = MeasurementJson(Time(() => a.mm(b).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
+            matmul["size"] = n;
+            result["matmul"] = matmul;
+            if (options.Variants.Any(v => v.IsBFloat16()))
+            {
+                // The ceiling of the bfloat16 variants (AMX / AVX512-BF16 where the CPU has them).
+                var a16 = a.to(ScalarType.BFloat16);
+                var b16 = b.to(ScalarType.BFloat16);
+                var matmul16 = MeasurementJson(Time(() => a16.mm(b16).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
+                matmul16["size"] = n;
+                result["matmul_bf16"] = matmul16;
+            }
+        }
+
+        var forward = new JsonArray();
+        if (!options.Skip.Contains("forward"))
+        {
+            foreach (var variant in options.Variants)
+            {
+                foreach (int f in options.Widths)
+                {
+                    var config = ConditionalUNetConfig.Mnist(f);
+                    using var model = BenchmarkEnvironment.CreateModel(config);
+                    ForwardVariants.Apply(model, variant);
+                    foreach (int chunk in options.Chunks)
+                    {
+                        using var scope = NewDisposeScope();
+                        var (x32, labels, t) = BenchmarkEnvironment.CreateInputs(config, chunk);
+                        x32.MoveToOuterDisposeScope(); labels.MoveToOuterDisposeScope(); t.MoveToOuterDisposeScope();
+                        var x = ForwardVariants.Input(x32, variant);
+                        if (variant.IsBFloat16())
+                            t = t.to(ScalarType.BFloat16);
+                        var m = Time(() =>
+                        {
+                            using var mode = inference_mode();
+                            using var inner = NewDisposeScope();
+                            model.forward(x, labels, t);
+                        }, options.Warmup);
+                        var row = MeasurementJson(m, chunk, chunk * FlopCounter.Forward(config));
+                        row["variant"] = variant.ToString();
+                        row["features"] = f;
+                        row["chunk"] = chunk;
+                        forward.Add(row);
+                    }
+                }
+            }
+        }
+        result["forward"] = forward;
+
+        var estimators = new JsonArray();
+        var scheduler = new DdpmScheduler();
+        foreach (int f in options.EstimatorWidths ?? options.Widths)
+        {
+            var config = ConditionalUNetConfig.Mnist(f);
+            using var model = BenchmarkEnvironment.CreateModel(config);
+            using var batch = rand(new long[] { options.PredictBatch, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
+            using var image = batch.narrow(0, 0, 1);
+            if (!options.Skip.Contains("estimator"))
+            {
+                var m = Time(() => ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen), EstimatorWarmup(options));
+                estimators.Add(EstimatorJson("reference", f, options.N, m, options.N * config.Classes,
+                    options.N * config.Classes * FlopCounter.Forward(config), 1));
+            }
+            if (!options.Skip.Contains("predict"))
+            {
+                foreach (var (method, _, classifierOptions, batched) in PredictMethods)
+                {
+                    using var classifier = new BayesClassifier(model, scheduler, classifierOptions);
+                    var m = Time(() =>
+                    {
+                        if (batched)
+                            classifier.PredictBatch(batch, options.N);
+                        else
+                            classifier.Predict(image, options.N);
+                    }, EstimatorWarmup(options));
+                    int images = batched ? options.PredictBatch : 1;
+                    var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, options.N, classifierOptions);
+                    estimators.Add(EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images));
+                }
+            }
+        }
+        result["estimator"] = estimators;
+        result["load_average_end"] = Timing.LoadAverage();
+        return result;
+    }
+
+    /// <summary>Warm-up runs of the estimators (each run is a whole image): half the forward warm-up, at least 1.</summary>
+    /// <param name="options">The options.</param>
+    public static int EstimatorWarmup(CompareOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return Math.Max(1, options.Warmup / 2);
+    }
+
+    private static JsonObject EstimatorJson(string method, int features, int n, Measurement m, double evaluations, double flops, int images)
+    {
+        var row = MeasurementJson(m, images, flops);
+        row["method"] = method;
+        row["features"] = features;
+        row["n"] = n;
+        row["images"] = images;
+        row["evaluations_per_image"] = evaluations;
+        return row;
+    }
+
+    private static JsonArray ToJson(double[] values) => new(values.Select(v => (JsonNode?)JsonValue.Create(v)).ToArray());
+
+    /// <summary>The JSON of one measurement with the same field names as the Python script.</summary>
+    private static JsonObject MeasurementJson(Measurement m, double images, double flops)
+    {
+        var row = new JsonObject
+        {
+            ["median_s"] = m.Median, ["samples_s"] = ToJson(m.Samples),
+            ["cpu_median_s"] = m.CpuMedian, ["cpu_samples_s"] = ToJson(m.CpuSamples),
+            ["gflops"] = flops / m.Median / 1e9, ["gflops_per_cpu_s"] = flops / m.CpuMedian / 1e9,
+        };
+        if (images > 0)
+        {
+            row["images_per_s"] = images / m.Median;
+            row["images_per_cpu_s"] = images / m.CpuMedian;
+        }
+        return row;
+    }
+
+    /// <summary>Runs the PyTorch script with the same configuration and returns its JSON, or null on failure.</summary>
+    private static JsonNode? RunPyTorch(CompareOptions options)
+    {
+        string script = options.Script ?? FindScript()
+            ?? throw new FileNotFoundException("tools/pytorch/reference_benchmark.py not found above the current folder; pass --script.");
+        var psi = new ProcessStartInfo(options.Python)
+        {
+            RedirectStandardOutput = true,
+            UseShellExecute = false,
+        };
+        psi.ArgumentList.Add(script);
+        foreach (var (name, value) in new (string, string)[]
+                 {
+                     ("--widths", string.Join(',', options.Widths)), ("--chunks", string.Join(',', options.Chunks)),
+                     ("--estimator-widths", string.Join(',', options.EstimatorWidths ?? options.Widths)),
+                     ("--n", options.N.ToString(Inv)), ("--estimator-chunk", options.EstimatorChunk.ToString(Inv)),
+                     ("--matmul-size", options.MatmulSize.ToString(Inv)), ("--warmup", options.Warmup.ToString(Inv)),
+                     ("--warmup-seconds", options.WarmupSeconds.ToString(Inv)),
+                     ("--repeats", options.Repeats.ToString(Inv)), ("--threads", get_num_threads().ToString(Inv)),
+                     ("--json", "-"),
+                 })
+        {
+            psi.ArgumentList.Add(name);
+            psi.ArgumentList.Add(value);
+        }
+        var skip = options.Skip.Where(s => s is "matmul" or "forward" or "estimator").ToArray();
+        if (skip.Length > 0)
+        {
+            psi.ArgumentList.Add("--skip");
+            psi.ArgumentList.Add(string.Join(',', skip));
+        }
+        // Debian's OpenBLAS misdetects these CPUs and runs its slowest kernels unless told the core type.
+        if (Environment.GetEnvironmentVariable("OPENBLAS_CORETYPE") is null)
+            psi.Environment["OPENBLAS_CORETYPE"] = "SkylakeX";
+        Console.Error.WriteLine($"Running PyTorch: {options.Python} {string.Join(' ', psi.ArgumentList)}");
+        using var process = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start '{options.Python}'.");
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        if (process.ExitCode != 0)
+        {
+            Console.Error.WriteLine($"PyTorch script failed with exit code {process.ExitCode}.");
+            return null;
+        }
+        return JsonNode.Parse(stdout);
+    }
+
+    private static string? FindScript()
+    {
+        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
+        {
+            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "tools", "pytorch", "reference_benchmark.py");
+                if (File.Exists(candidate))
+                    return candidate;
+            }
+        }
+        return null;
+    }
+
+    private static JsonObject MachineInfo()
+    {
+        string cpu = "unknown";
+        try
+        {
+            cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? cpu;
+        }
+        catch (IOException) { }
+        return new JsonObject
+        {
+            ["cpu"] = cpu,
+            ["logical_processors"] = Environment.ProcessorCount,
+            ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+            ["dotnet"] = Environment.Version.ToString(),
+            ["date_utc"] = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm", Inv),
+        };
+    }
+
+    /// <summary>Writes the markdown tables of a report (the JSON written by --json has the same shape).</summary>
+    /// <param name="output">Destination.</param>
+    /// <param name="options">The options the report was made with.</param>
+    /// <param name="report">The report.</param>
+    public static void WriteTables(TextWriter output, CompareOptions options, JsonObject report)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(report);
+        var theirs = report["pytorch"];
+        var ours = report["ours"]!;
+        var machine = report["machine"]!;
+        var sb = new StringBuilder();
+        sb.AppendLine(Inv, $"Machine: {machine["cpu"]}, {machine["logical_processors"]} logical processors, {machine["os"]}, .NET {machine["dotnet"]}, {machine["date_utc"]} UTC.");
+        sb.AppendLine(Inv, $"Threads: {ours["threads"]} (ours), {theirs?["threads"]?.ToString() ?? "-"} (PyTorch). Timing: median of {options.Repeats} timed runs after at least {options.Warmup} warm-up runs and {options.WarmupSeconds.ToString(Inv)} s of warm-up (classifiers: {EstimatorWarmup(options)} run).");
+        sb.AppendLine(Inv, $"Load average (1 min): PyTorch run {F(Get(theirs, "load_average_start"))} -> {F(Get(theirs, "load_average_end"))}; our run {F(Get(ours, "load_average_start"))} -> {F(Get(ours, "load_average_end"))}.");
+        sb.AppendLine(Inv, $"PyTorch {theirs?["torch"]?.ToString() ?? "-"} (mkldnn {theirs?["mkldnn"]?.ToString() ?? "-"}, OPENBLAS_CORETYPE={theirs?["openblas_coretype"]?.ToString() ?? "-"}), float32, NCHW; TorchSharp {ours["torchsharp"]} on {ours["device"]}.");
+        sb.AppendLine("Wall = per second of wall-clock time (the real speed on a quiet machine); CPU = per CPU-second of the process (all threads), closer to the work done when other processes compete for the cores.");
+
+        var ourMatmul = ours["matmul"];
+        var theirMatmul = theirs?["matmul"];
+        double? ceiling = Max(Get(ourMatmul, "gflops"), Get(theirMatmul, "gflops"));
+        double? cpuCeiling = Max(Get(ourMatmul, "gflops_per_cpu_s"), Get(theirMatmul, "gflops_per_cpu_s"));
+        var ourMatmul16 = ours["matmul_bf16"];
+        double? ceiling16 = Get(ourMatmul16, "gflops"), cpuCeiling16 = Get(ourMatmul16, "gflops_per_cpu_s");
+        if (ourMatmul is not null || theirMatmul is not null)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv, $"Matmul ceiling, float32 {options.MatmulSize}x{options.MatmulSize}: PyTorch {F(Get(theirMatmul, "gflops"))} GFLOP/s ({F(Get(theirMatmul, "gflops_per_cpu_s"))} per CPU-s), TorchSharp {F(Get(ourMatmul, "gflops"))} GFLOP/s ({F(Get(ourMatmul, "gflops_per_cpu_s"))} per CPU-s); % ceiling of the float32 variants is against the larger of the two.");
+            if (ourMatmul16 is not null)
+                sb.AppendLine(Inv, $"Matmul ceiling, bfloat16 {options.MatmulSize}x{options.MatmulSize}, TorchSharp: {F(ceiling16)} GFLOP/s ({F(cpuCeiling16)} per CPU-s); % ceiling of the bfloat16 variants is against this one.");
+        }
+
+        var ourForward = ours["forward"]!.AsArray();
+        if (ourForward.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("Network forward (images/s; ours: variant = number format and memory layout; GFLOP/s and % of the matmul ceiling of the variant's number format):");
+            sb.AppendLine();
+            sb.AppendLine("| F | chunk | ours | PyTorch wall | ours wall | ours ÷ PyTorch | ours GFLOP/s | % ceiling | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) | % ceiling (CPU) |");
+            sb.AppendLine("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in ourForward.OrderBy(r => r!["features"]!.GetValue<int>()).ThenBy(r => r!["chunk"]!.GetValue<int>()))
+            {
+                int f = row!["features"]!.GetValue<int>(), chunk = row["chunk"]!.GetValue<int>();
+                var their = theirs?["forward"]?.AsArray()
+                    .FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["chunk"]!.GetValue<int>() == chunk);
+                double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
+                double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
+                bool bf16 = Enum.TryParse<ForwardVariant>(row["variant"]?.GetValue<string>(), out var variant) && variant.IsBFloat16();
+                double? wallCeiling = bf16 ? ceiling16 : ceiling, cpuRowCeiling = bf16 ? cpuCeiling16 : cpuCeiling;
+                sb.AppendLine(Inv, $"| {f} | {chunk} | {row["variant"]} | {F(theirRate)} | {F(ourRate)} | {Ratio(ourRate, theirRate)} | {F(Get(row, "gflops"))} | {Percent(Get(row, "gflops"), wallCeiling)} | {F(theirCpu)} | {F(ourCpu)} | {Ratio(ourCpu, theirCpu)} | {Percent(Get(row, "gflops_per_cpu_s"), cpuRowCeiling)} |");
+            }
+        }
+
+        var ourEstimators = ours["estimator"]!.AsArray();
+        if (ourEstimators.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; against the PyTorch reference estimator, which runs its N*10 rows {(options.EstimatorChunk > 0 ? $"{options.EstimatorChunk} per forward" : "in one forward")}; PredictBatch calls take {options.PredictBatch} images):");
+            sb.AppendLine();
+            sb.AppendLine("| F | ours | evaluations/image | PyTorch wall | ours wall | ours ÷ PyTorch | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) |");
+            sb.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in ourEstimators)
+            {
+                int f = row!["features"]!.GetValue<int>();
+                var their = theirs?["estimator"]?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == f);
+                double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
+                double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
+                sb.AppendLine(Inv, $"| {f} | {MethodTitle(row["method"]!.GetValue<string>())} | {F(Get(row, "evaluations_per_image"), 0)} | {F(theirRate, 3)} | {F(ourRate, 3)} | {Ratio(ourRate, theirRate)} | {F(theirCpu, 3)} | {F(ourCpu, 3)} | {Ratio(ourCpu, theirCpu)} |");
+            }
+        }
+        output.Write(sb.ToString());
+    }
+
+    private static string MethodTitle(string method) =>
+        method == "reference" ? "reference estimator (same algorithm)" : PredictMethods.FirstOrDefault(p => p.Method == method).Title ?? method;
+
+    private static double? Get(JsonNode? node, string name) => node?[name]?.GetValue<double>();
+
+    private static double? Max(double? a, double? b) => a is null ? b : b is null ? a : Math.Max(a.Value, b.Value);
+
+    private static string F(double? value, int decimals = 1) =>
+        value is null ? "-" : value.Value.ToString("F" + decimals.ToString(Inv), Inv);
+
+    private static string Ratio(double? ours, double? theirs) =>
+        ours is null || theirs is null || theirs <= 0 ? "-" : (ours.Value / theirs.Value).ToString("0.00", Inv) + "×";
+
+    private static string Percent(double? value, double? ceiling) =>
+        value is null || ceiling is null or <= 0 ? "-" : (100 * value.Value / ceiling.Value).ToString("0", Inv) + "%";
+}

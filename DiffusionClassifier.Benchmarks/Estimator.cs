@@ -1,0 +1,25 @@
+using DiffusionClassifier.Classification;
+
+namespace DiffusionClassifier.Benchmarks;
+
+/// <summary>The <see cref="BayesClassifier"/> settings the benchmarks compare.</summary>
+public enum Estimator
+{
+    /// <summary><see cref="BayesClassifierOptions.Reference"/>: random t, full network per class, no pruning.</summary>
+    Reference,
+    /// <summary><see cref="BayesClassifierOptions.Default"/>: stratified t, shared trunk, pruning in stages.</summary>
+    Default,
+}
+
+/// <summary>Maps <see cref="Estimator"/> to options.</summary>
+public static class Estimators
+{
+    /// <summary>The options of an estimator.</summary>
+    /// <param name="estimator">The estimator.</param>
+    public static BayesClassifierOptions Options(this Estimator estimator) => estimator switch
+    {
+        Estimator.Reference => BayesClassifierOptions.Reference,
+        Estimator.Default => BayesClassifierOptions.Default,
+        _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "Unknown estimator."),
+    };
+}

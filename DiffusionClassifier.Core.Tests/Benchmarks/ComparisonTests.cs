@@ -1,0 +1,162 @@
+using System.Text.Json.Nodes;
+using DiffusionClassifier.Benchmarks;
+using DiffusionClassifier.Benchmarks.Comparison;
+using DiffusionClassifier.Modules;
+using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Tests.TestSupport;
+using static TorchSharp.torch;
+
+namespace DiffusionClassifier.Tests.Benchmarks;
+
+public class ComparisonTests
+{
+    [Fact]
+    public void MedianIsPythonsStatisticsMedian()
+    {
+        Assert.Equal(2.0, Timing.Median([3.0, 1.0, 2.0]));
+        Assert.Equal(2.5, Timing.Median([4.0, 1.0, 2.0, 3.0]));
+        Assert.Equal(7.0, Timing.Median([7.0]));
+        Assert.Throws<ArgumentException>(() => Timing.Median([]));
+    }
+
+    [Fact]
+    public void MeasureRunsWarmupThenRepeatsAndTimesOnlyTheRepeats()
+    {
+        int calls = 0;
+        var m = Timing.Measure(() =>
+        {
+            calls++;
+            if (calls > 2)
+            {
+                Thread.Sleep(20); // wall time without CPU time
+                var until = DateTime.UtcNow.AddMilliseconds(30);
+                while (DateTime.UtcNow < until) { } // wall and CPU time
+            }
+        }, warmup: 2, repeats: 3);
+        Assert.Equal(5, calls);
+        Assert.Equal(3, m.Samples.Length);
+        Assert.Equal(3, m.CpuSamples.Length);
+        Assert.InRange(m.Median, 0.045, 5);
+        Assert.InRange(m.CpuMedian, 0.0, m.Median + 0.01);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, -1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 1, -1));
+    }
+
+    [Fact]
+    public void WarmupLastsAtLeastTheGivenTime()
+    {
+        int calls = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Timing.Measure(() => { calls++; Thread.Sleep(10); }, warmup: 1, repeats: 1, warmupSeconds: 0.2);
+        Assert.True(clock.Elapsed.TotalSeconds >= 0.2);
+        Assert.True(calls >= 2 + 1, $"{calls} calls");
+    }
+
+    [Fact]
+    public void OptionsParseAndRejectBadValuesByName()
+    {
+        var o = CompareOptions.Parse(["--widths", "32,64", "--n", "5", "--variants", "channelslast,BFloat16", "--skip", "pytorch,matmul", "--threads", "1", "--warmup-seconds", "0.5"]);
+        Assert.Equal([32, 64], o.Widths);
+        Assert.Equal(5, o.N);
+        Assert.Equal([ForwardVariant.ChannelsLast, ForwardVariant.BFloat16], o.Variants);
+        Assert.Equal(0.5, o.WarmupSeconds);
+        Assert.Equal(1, o.Threads);
+        Assert.True(o.Skip.SetEquals(["pytorch", "matmul"]));
+        Assert.Equal([10, 32, 64, 128], CompareOptions.Parse([]).Chunks);
+        Assert.Contains("--n", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--n", "0"])).Message);
+        Assert.Contains("--widths", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--widths", "32,x"])).Message);
+        Assert.Contains("'--bogus'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--bogus"])).Message);
+        Assert.Contains("--repeats", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--repeats"])).Message);
+        Assert.Contains("'fp8'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--variants", "Float32,fp8"])).Message);
+        Assert.Contains("'7'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--variants", "7"])).Message);
+        Assert.Contains("--warmup-seconds", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--warmup-seconds", "-1"])).Message);
+        Assert.Contains("'gpu'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--skip", "gpu"])).Message);
+    }
+
+    [Fact]
+    public void TablesShowRatiosAndShareOfTheCeiling()
+    {
+        var options = CompareOptions.Parse(["--widths", "32", "--chunks", "10"]);
+        double flops = FlopCounter.Forward(ConditionalUNetConfig.Mnist(32));
+        var report = new JsonObject
+        {
+            ["machine"] = new JsonObject { ["cpu"] = "test cpu", ["logical_processors"] = 2, ["os"] = "os", ["dotnet"] = "10", ["date_utc"] = "now" },
+            ["pytorch"] = JsonNode.Parse("""
+                {"torch":"1.13","threads":2,"mkldnn":true,"openblas_coretype":"SkylakeX","load_average_start":1.0,"load_average_end":1.5,
+                 "matmul":{"gflops":100.0,"gflops_per_cpu_s":60.0},
+                 "forward":[{"features":32,"chunk":10,"images_per_s":200.0,"images_per_cpu_s":120.0,"gflops":34.0,"gflops_per_cpu_s":20.0}],
+                 "estimator":[{"features":32,"n":20,"images_per_s":0.5,"images_per_cpu_s":0.3,"evaluations_per_image":200}]}
+                """),
+            ["ours"] = new JsonObject
+            {
+                ["threads"] = 2, ["torchsharp"] = "0.107", ["device"] = "cpu", ["load_average_start"] = 0.5, ["load_average_end"] = 0.7,
+                ["matmul"] = new JsonObject { ["gflops"] = 80.0, ["gflops_per_cpu_s"] = 50.0 },
+                ["forward"] = new JsonArray(new JsonObject
+                {
+                    ["variant"] = "Float32", ["features"] = 32, ["chunk"] = 10, ["images_per_s"] = 300.0, ["gflops"] = 300 * flops / 1e9,
+                    ["images_per_cpu_s"] = 180.0, ["gflops_per_cpu_s"] = 180 * flops / 1e9,
+                }),
+                ["estimator"] = new JsonArray(new JsonObject
+                {
+                    ["method"] = "reference", ["features"] = 32, ["images_per_s"] = 1.25, ["images_per_cpu_s"] = 0.6, ["evaluations_per_image"] = 200.0,
+                }),
+            },
+        };
+        var writer = new StringWriter();
+        CompareCommand.WriteTables(writer, options, report);
+        string text = writer.ToString();
+        double ourGflops = 300 * flops / 1e9, ourCpuGflops = 180 * flops / 1e9;
+        // Wall: ratio 300 / 200 and the share of the larger matmul (100 GFLOP/s); CPU: 180 / 120 against 60 GFLOP/CPU-s.
+        Assert.Contains($"| 32 | 10 | Float32 | 200.0 | 300.0 | 1.50× | {ourGflops:F1} | {ourGflops:0}% | 120.0 | 180.0 | 1.50× | {100 * ourCpuGflops / 60:0}% |", text);
+        Assert.Contains("PyTorch 100.0 GFLOP/s (60.0 per CPU-s), TorchSharp 80.0 GFLOP/s (50.0 per CPU-s)", text);
+        Assert.DoesNotContain("NaN", text);
+        Assert.Contains("| 32 | reference estimator (same algorithm) | 200 | 0.500 | 1.250 | 2.50× | 0.300 | 0.600 | 2.00× |", text);
+        Assert.Contains("PyTorch run 1.0 -> 1.5; our run 0.5 -> 0.7", text);
+    }
+
+    [Fact]
+    public void FlopsCommandPrintsTheReferenceCountsAndTheEstimatorWork()
+    {
+        var writer = new StringWriter();
+        Assert.Equal(0, FlopsCommand.Run(writer, [32]));
+        string text = writer.ToString();
+        // REFERENCE.md section 1: F = 32 has 414,529 parameters and 0.172 GFLOP per image, 38.2% of it in the trunk.
+        Assert.Contains("| 32 | 414,529 | 0.172 | 0.066 | 0.106 | 38.2% | 0.172 |", text);
+        Assert.Contains("| Reference | 20 | 200 | 200 | 200.0 | 1.00× |", text);
+        Assert.Contains("| Default | 20 | 78 | 20 |", text);
+    }
+
+    [Fact]
+    public void ReferenceEstimatorIsTheArgminOfPairedMeanErrorsWhateverTheChunking()
+    {
+        var config = new ConditionalUNetConfig(1, 8, 10, 8, 8);
+        using var model = TinyModels.Create(config, seed: 11);
+        model.eval();
+        var scheduler = new DdpmScheduler(50);
+        using var image = rand(new long[] { 1, 1, 8, 8 }, generator: new Generator(4));
+        const int n = 6;
+        int expected;
+        {
+            // Independent arrangement: one batch per class holding all n pairs, drawn in the same order from the
+            // same seed (timesteps first, then the noise).
+            using var scope = NewDisposeScope();
+            using var mode = inference_mode();
+            var gen = new Generator(21);
+            var ts = scheduler.SampleTimesteps(n, gen);
+            var eps = randn(new long[] { n, 1, 8, 8 }, generator: gen);
+            var xt = scheduler.AddNoise(image.expand(n, 1, 8, 8), eps, ts);
+            var tt = scheduler.NormalizeTimesteps(ts);
+            var scores = new double[10];
+            for (int c = 0; c < 10; c++)
+            {
+                var pred = model.forward(xt, full(new long[] { n }, c, ScalarType.Int64), tt);
+                scores[c] = (pred - eps).square().mean(new long[] { 1, 2, 3 }).mean().item<float>();
+            }
+            expected = Array.IndexOf(scores, scores.Min());
+        }
+        foreach (int chunk in new[] { 0, 1, 7, 10, 60 })
+            Assert.Equal(expected, ReferenceEstimator.Classify(model, scheduler, image, n, chunk, new Generator(21)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => ReferenceEstimator.Classify(model, scheduler, image, 0, 1, new Generator(1)));
+    }
+}
