@@ -15,9 +15,12 @@ public static class Program
     {
         if (args.Length > 0 && args[0] == CrashChild.Verb)
             return CrashChild.Run(args[1..]);
+        if (args.Length > 1 && args[0] == CrashChild.CliVerb)
+            return CrashChild.RunCli(args[1], args[2..]);
         if (args.Length > 0 && args[0] == GcStress.Verb)
             return GcStress.Run(args[1..]);
         Console.Error.WriteLine($"Usage: {CrashChild.Verb} <checkpoint> <spin | pause:written|flushed|renamed:N>");
+        Console.Error.WriteLine($"       {CrashChild.CliVerb} <spin | pause:written|flushed|renamed:N> <tool arguments...>");
         Console.Error.WriteLine($"       {GcStress.Verb} [predicts per thread] [threads] [l2|huber]");
         return 2;
     }

@@ -19,6 +19,9 @@ internal static class CrashChild
 {
     public const string Verb = "crash-child";
 
+    /// <summary>The verb that runs the command-line tool (<c>cli-crash mode tool-arguments...</c>) with the same hook.</summary>
+    public const string CliVerb = "cli-crash";
+
     /// <summary>Images in the child's training set and images per step (4 steps per epoch).</summary>
     public const int Items = 16, BatchSize = 4;
 
@@ -84,6 +87,64 @@ internal static class CrashChild
                 output.WriteLine(line);
                 output.Flush();
             }
+        }
+    }
+
+    /// <summary>
+    /// Runs the command-line tool in this process with the checkpoint-write hook of <paramref name="mode"/>: prints
+    /// <c>SAVED</c> after every rename and <c>PAUSED phase k temp</c> when it stops (the tool's own output is
+    /// interleaved).
+    /// </summary>
+    public static int RunCli(string mode, string[] toolArguments)
+    {
+        set_num_threads(1);
+        var output = Console.Out;
+        int writes = 0;
+        string? phase = null;
+        int at = 0;
+        if (mode.StartsWith("pause:", StringComparison.Ordinal))
+        {
+            var parts = mode.Split(':');
+            phase = parts[1];
+            at = int.Parse(parts[2], CultureInfo.InvariantCulture);
+        }
+        AtomicFile.PhaseHook = (p, temp) =>
+        {
+            if (p == "written") writes++;
+            if (p == "renamed") Say("SAVED");
+            if (p == phase && writes == at)
+            {
+                Say($"PAUSED {p} {writes} {temp}");
+                Thread.Sleep(Timeout.Infinite);
+            }
+        };
+        var context = DiffusionClassifier.Cli.Infrastructure.CliContext.ForWriters(new LockedWriter(output), Console.Error);
+        return DiffusionClassifier.Cli.CliApp.RunAsync(toolArguments, context, CancellationToken.None).GetAwaiter().GetResult();
+
+        void Say(string line)
+        {
+            lock (output)
+            {
+                output.WriteLine();
+                output.WriteLine(line);
+                output.Flush();
+            }
+        }
+    }
+
+    /// <summary>Serialises the tool's writes with the hook's lines and flushes them at once.</summary>
+    private sealed class LockedWriter(TextWriter inner) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => inner.Encoding;
+
+        public override void Write(char value)
+        {
+            lock (inner) { inner.Write(value); inner.Flush(); }
+        }
+
+        public override void Write(string? value)
+        {
+            lock (inner) { inner.Write(value); inner.Flush(); }
         }
     }
 

@@ -23,7 +23,6 @@ namespace DiffusionClassifier.Tests.Reliability;
 [Collection(SingleThreadedTorchCollection.Name)]
 public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
 {
-    private static readonly TimeSpan LineTimeout = TimeSpan.FromSeconds(120);
     private readonly string folder = Directory.CreateTempSubdirectory("dc-crash-").FullName;
 
     public void Dispose() => Directory.Delete(folder, recursive: true);
@@ -58,7 +57,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
     {
         using var threads = new SingleThreadedTorch();
         string checkpoint = Path.Combine(folder, "first.ckpt");
-        using var child = Child.Start(checkpoint, "pause:written:1");
+        using var child = ChildProcess.Start(CrashChild.Verb, checkpoint, "pause:written:1");
         child.WaitFor(l => l.StartsWith("PAUSED ", StringComparison.Ordinal));
         child.Kill();
         Assert.False(File.Exists(checkpoint));
@@ -90,7 +89,7 @@ public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
     private bool Kill(string checkpoint, string mode, bool? expectTemp, TimeSpan? killDelay = null)
     {
         long before = File.Exists(checkpoint) ? StepOf(checkpoint) : -1;
-        using var child = Child.Start(checkpoint, mode);
+        using var child = ChildProcess.Start(CrashChild.Verb, checkpoint, mode);
         if (mode == "spin")
         {
             child.WaitFor(l => l.StartsWith("SAVED ", StringComparison.Ordinal));
@@ -171,96 +170,4 @@ public sealed class CrashSafetyTests(ITestOutputHelper output) : IDisposable
 
     private static string[] Temporaries(string checkpoint) =>
         Directory.GetFiles(Path.GetDirectoryName(checkpoint)!, $".{Path.GetFileName(checkpoint)}.*.tmp");
-
-    /// <summary>A running child and what it has said.</summary>
-    private sealed class Child : IDisposable
-    {
-        private readonly Process process;
-        private readonly BlockingCollection<string> lines = new();
-        private readonly List<string> seen = new();
-        private readonly System.Text.StringBuilder errors = new();
-
-        private Child(Process process)
-        {
-            this.process = process;
-        }
-
-        /// <summary>Losses the child reported, by global step.</summary>
-        public Dictionary<long, float> Losses { get; } = new();
-
-        /// <summary>The step of the last checkpoint the child reported renamed into place.</summary>
-        public long? LastSaved { get; private set; }
-
-        public static Child Start(string checkpoint, string mode)
-        {
-            string dll = typeof(CrashChild).Assembly.Location;
-            string host = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
-            var info = new ProcessStartInfo(host)
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            foreach (var a in new[] { dll, CrashChild.Verb, checkpoint, mode })
-                info.ArgumentList.Add(a);
-            var child = new Child(new Process { StartInfo = info });
-            child.process.OutputDataReceived += (_, e) => { if (e.Data is not null) child.lines.Add(e.Data); };
-            child.process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (child.errors) child.errors.AppendLine(e.Data); };
-            child.process.Start();
-            child.process.BeginOutputReadLine();
-            child.process.BeginErrorReadLine();
-            return child;
-        }
-
-        /// <summary>Reads lines until one matches; fails with the child's output on a time-out or an early exit.</summary>
-        public string WaitFor(Func<string, bool> match)
-        {
-            var deadline = DateTime.UtcNow + LineTimeout;
-            while (DateTime.UtcNow < deadline)
-            {
-                if (lines.TryTake(out var line, TimeSpan.FromMilliseconds(100)))
-                {
-                    Record(line);
-                    if (match(line))
-                        return line;
-                }
-                else if (process.HasExited && lines.Count == 0)
-                {
-                    break;
-                }
-            }
-            lock (errors)
-                throw new Xunit.Sdk.XunitException($"The child did not say what was expected. Output:\n{string.Join("\n", seen)}\nErrors:\n{errors}");
-        }
-
-        /// <summary>SIGKILL, then collect everything it wrote.</summary>
-        public void Kill()
-        {
-            process.Kill();
-            process.WaitForExit(); // also waits for the end of the redirected output
-            while (lines.TryTake(out var line))
-                Record(line);
-        }
-
-        private void Record(string line)
-        {
-            seen.Add(line);
-            var parts = line.Split(' ');
-            if (parts[0] == "STEP")
-                Losses[long.Parse(parts[1], CultureInfo.InvariantCulture)] = float.Parse(parts[2], CultureInfo.InvariantCulture);
-            else if (parts[0] == "SAVED")
-                LastSaved = long.Parse(parts[1], CultureInfo.InvariantCulture);
-        }
-
-        public void Dispose()
-        {
-            if (!process.HasExited)
-            {
-                process.Kill();
-                process.WaitForExit();
-            }
-            process.Dispose();
-            lines.Dispose();
-        }
-    }
 }
