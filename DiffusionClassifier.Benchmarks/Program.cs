@@ -7,7 +7,8 @@ namespace DiffusionClassifier.Benchmarks;
 /// Entry point. <c>dotnet run -c Release -- --filter '*Forward*'</c> runs BenchmarkDotNet benchmarks (any
 /// BenchmarkDotNet argument, e.g. <c>--job short</c> or <c>--job dry</c>); <c>dotnet run -c Release -- compare</c>
 /// runs the side-by-side comparison with PyTorch; <c>dotnet run -c Release -- variants ...</c> an A/B comparison of
-/// forward variants (<see cref="VariantsCommand"/>); <c>-- flops</c> the FLOP counts (<see cref="FlopsCommand"/>).
+/// forward variants (<see cref="VariantsCommand"/>); <c>-- profile ...</c> the time per module type
+/// (<see cref="ProfileCommand"/>); <c>-- flops</c> the FLOP counts (<see cref="FlopsCommand"/>).
 /// </summary>
 /// <remarks>
 /// Benchmarks run in-process by default (<c>--inProcess</c> is added): BenchmarkDotNet's out-of-process toolchain
@@ -27,6 +28,8 @@ public static class Program
             return CompareCommand.Run(args.Skip(1).ToArray(), Console.Out);
         if (args.Length > 0 && args[0] == "variants")
             return VariantsCommand.Run(args.Skip(1).ToArray(), Console.Out);
+        if (args.Length > 0 && args[0] == "profile")
+            return ProfileCommand.Run(args.Skip(1).ToArray(), Console.Out);
         if (args.Length > 0 && args[0] == "flops")
             return FlopsCommand.Run(Console.Out);
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(BenchmarkArguments(args));
