@@ -23,9 +23,10 @@ public static class CompareCommand
     private static readonly (string Method, string Title, BayesClassifierOptions Options, bool Batched)[] PredictMethods =
     [
         ("predict-reference", "Predict, Reference options", BayesClassifierOptions.Reference, false),
-        ("predict-default", "Predict, Default options", BayesClassifierOptions.Default, false),
-        ("predict-batch-default", "PredictBatch, Default options", BayesClassifierOptions.Default, true),
-        ("predict-batch-default-bf16", "PredictBatch, Default options, BFloat16", BayesClassifierOptions.Default with { Precision = InferencePrecision.BFloat16 }, true),
+        ("predict-default-f32", "Predict, Default options, Float32", BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 }, false),
+        ("predict-batch-default-f32", "PredictBatch, Default options, Float32", BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 }, true),
+        ("predict-default", "Predict, Default options (precision Auto)", BayesClassifierOptions.Default, false),
+        ("predict-batch-default", "PredictBatch, Default options (precision Auto)", BayesClassifierOptions.Default, true),
     ];
 
     /// <summary>Runs the comparison and writes the report.</summary>

@@ -6,6 +6,7 @@ using DiffusionClassifier.Classification;
 using DiffusionClassifier.Cli.Evaluation;
 using DiffusionClassifier.Cli.Infrastructure;
 using DiffusionClassifier.Cli.Reporting;
+using DiffusionClassifier.IO;
 using DiffusionClassifier.Serialization;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -73,7 +74,8 @@ internal static class EvaluateCommand
         var indices = Enumerable.Range(s.Offset, count).ToArray();
         var labels = dataset.Labels.data<long>().ToArray();
 
-        string optionsText = ClassifierOptionsBinder.Describe(s.Options);
+        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>());
+        string optionsText = ClassifierOptionsBinder.Describe(classifier);
         string key = EvaluationCache.ComputeKey(ModelSource.Fingerprint(s.Model), DataSource.Fingerprint(dataset), optionsText);
         var config = loaded.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
@@ -85,7 +87,6 @@ internal static class EvaluateCommand
         if (cache is { DroppedTornBytes: > 0 })
             context.Error.MarkupLine(Markup.Escape($"warning: dropped an incomplete last line ({cache.DroppedTornBytes} bytes) from {cache.Path}."));
 
-        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>());
         var summaries = new List<EvaluationSummary>();
         foreach (int n in s.Ns.Distinct())
         {

@@ -45,13 +45,13 @@ internal sealed class ClassifierOptionsBinder
 
     private readonly Option<string?> precision = new Option<string?>("--precision")
     {
-        Description = "Override the network precision: float32 or bfloat16.",
-        HelpName = "float32|bfloat16",
-    }.AcceptOnlyFromAmong("float32", "bfloat16");
+        Description = "Override the network precision: float32, bfloat16, or auto (the preset of default: bfloat16 on CPUs with native bfloat16 arithmetic, float32 elsewhere).",
+        HelpName = "auto|float32|bfloat16",
+    }.AcceptOnlyFromAmong("auto", "float32", "bfloat16");
 
     private readonly Option<int?> chunkSize = new("--chunk-size")
     {
-        Description = "Override the rows (image, sample, class) per network call (preset: 128).",
+        Description = "Override the rows (image, sample, class) per network call (preset: 64).",
         HelpName = "rows",
     };
 
@@ -90,7 +90,7 @@ internal sealed class ClassifierOptionsBinder
         if (parseResult.GetValue(metric) is string m)
             options = options with { ErrorMetric = m switch { "l1" => ErrorMetric.L1, "huber" => ErrorMetric.Huber, _ => ErrorMetric.L2 } };
         if (parseResult.GetValue(precision) is string p)
-            options = options with { Precision = p == "bfloat16" ? InferencePrecision.BFloat16 : InferencePrecision.Float32 };
+            options = options with { Precision = p switch { "bfloat16" => InferencePrecision.BFloat16, "float32" => InferencePrecision.Float32, _ => InferencePrecision.Auto } };
         if (parseResult.GetValue(chunkSize) is int c)
             options = options with { ChunkSize = c };
         if (parseResult.GetValue(seed) is long s)
@@ -100,11 +100,16 @@ internal sealed class ClassifierOptionsBinder
     }
 
     /// <summary>
-    /// Everything in <paramref name="options"/> that changes predictions, as one line (for output and for the cache key).
-    /// The chunk size and device are left out: they change only float rounding.
+    /// Everything in a classifier's options that changes predictions, as one line (for output and for the cache key),
+    /// with the precision it actually runs in (<see cref="InferencePrecision.Auto"/> resolved). The chunk size and
+    /// device are left out: they change only float rounding.
     /// </summary>
-    public static string Describe(BayesClassifierOptions options) => string.Create(CultureInfo.InvariantCulture,
-        $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={options.Precision}, seed={options.Seed}");
+    public static string Describe(BayesClassifier classifier)
+    {
+        var options = classifier.Options;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={classifier.Precision}, seed={options.Seed}");
+    }
 
     private static PruningSchedule? ParsePruning(ArgumentResult result)
     {

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using DiffusionClassifier.IO;
 using DiffusionClassifier.Serialization;
 using DiffusionClassifier.Tests.Cli;
 using DiffusionClassifier.Tests.TestSupport;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using DiffusionClassifier.Classification;
+using DiffusionClassifier.IO;
 using DiffusionClassifier.Imaging;
 using DiffusionClassifier.Sampling;
 using DiffusionClassifier.Scheduling;
@@ -172,7 +173,7 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
             {
                 var content = Enumerable.Repeat((byte)i, 1 << 20).ToArray();
                 for (int k = 0; k < 10; k++)
-                    DiffusionClassifier.Serialization.AtomicFile.WriteAllBytes(path, content);
+                    DiffusionClassifier.IO.AtomicFile.WriteAllBytes(path, content);
                 return 0;
             });
             var bytes = File.ReadAllBytes(path);

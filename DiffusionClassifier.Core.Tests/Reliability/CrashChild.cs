@@ -1,4 +1,5 @@
 using System.Globalization;
+using DiffusionClassifier.IO;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Serialization;
 using DiffusionClassifier.Tests.Training;

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using DiffusionClassifier.IO;
 using DiffusionClassifier.Serialization;
 using DiffusionClassifier.Tests.TestSupport;
 using DiffusionClassifier.Tests.Training;

@@ -77,7 +77,8 @@ public sealed class BayesClassifier : IDisposable
 
         var first = model.parameters().First();
         Device = options.Device ?? first.device;
-        networkType = options.Precision == InferencePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        Precision = NativeBFloat16.Resolve(options.Precision, Device);
+        networkType = Precision == InferencePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         model.eval();
         if (first.dtype == networkType && SameDevice(first.device, Device))
         {
@@ -106,6 +107,10 @@ public sealed class BayesClassifier : IDisposable
 
     /// <summary>The device the network runs on; images passed in must live there.</summary>
     public Device Device { get; }
+
+    /// <summary>The precision the network runs in: <see cref="BayesClassifierOptions.Precision"/> with
+    /// <see cref="InferencePrecision.Auto"/> resolved for this machine and <see cref="Device"/>.</summary>
+    public InferencePrecision Precision { get; }
 
     /// <summary>Classifies one image.</summary>
     /// <param name="image">Pixels in [0, 1], float32 or float64, shape [C, H, W], [1, C, H, W], or [H, W] when C = 1;

@@ -55,9 +55,11 @@ public sealed record BayesClassifierOptions
     /// <summary>
     /// The network's floating-point type. When the model's parameters have another dtype (or live on another
     /// device than <see cref="Device"/>), the classifier runs a private converted copy. Default
-    /// <see cref="InferencePrecision.Float32"/>.
+    /// <see cref="InferencePrecision.Auto"/>: bfloat16 on CPUs with native bfloat16 arithmetic, float32 elsewhere.
+    /// On the project machine (AMX/AVX-512 BF16) bfloat16 gave the same accuracy as float32 on the MNIST test set at
+    /// 1.7x the speed (README, "Accuracy and speed").
     /// </summary>
-    public InferencePrecision Precision { get; init; } = InferencePrecision.Float32;
+    public InferencePrecision Precision { get; init; } = InferencePrecision.Auto;
 
     /// <summary>The device the network runs on; null (default) uses the model's device.</summary>
     public Device? Device { get; init; }
@@ -74,6 +76,7 @@ public sealed record BayesClassifierOptions
         TimestepStrategy = TimestepStrategy.Random,
         ShareTrunk = false,
         Pruning = null,
+        Precision = InferencePrecision.Float32,
     };
 
     /// <summary>The default pruning schedule: (0.2 n, keep 3), (0.5 n, keep 2).</summary>

@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using DiffusionClassifier.IO;
 
 namespace DiffusionClassifier.Data;
 
@@ -36,7 +37,7 @@ internal sealed class FetchStaging : IDisposable
             File.Move(PathFor(file.Name), destination, overwrite: true);
             // A leftover compressed copy would be shadowed by the raw file anyway; drop it so the folder is unambiguous.
             if (File.Exists(destination + ".gz"))
-                AtomicFileWriter.TryDelete(destination + ".gz");
+                AtomicFile.TryDelete(destination + ".gz");
             committed = true;
         }
     }

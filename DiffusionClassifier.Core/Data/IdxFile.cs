@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
+using DiffusionClassifier.IO;
 
 namespace DiffusionClassifier.Data;
 
@@ -108,7 +109,7 @@ public static class IdxFile
     public static void Write(string path, IdxData data, bool gzip = false)
     {
         ArgumentNullException.ThrowIfNull(data);
-        AtomicFileWriter.Write(path, stream =>
+        AtomicFile.Write(path, stream =>
         {
             if (!gzip)
             {

@@ -4,6 +4,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Net;
 using System.Text;
+using DiffusionClassifier.IO;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -210,7 +211,7 @@ public sealed class MnistFetcher
             var url = new Uri(mirror, file.Name + ".gz");
             for (int attempt = 1; attempt <= options.AttemptsPerMirror; attempt++)
             {
-                AtomicFileWriter.TryDelete(stagedPath);
+                AtomicFile.TryDelete(stagedPath);
                 try
                 {
                     await DownloadOnceAsync(http, url, file, stagedPath, progress, cancellationToken).ConfigureAwait(false);
@@ -228,7 +229,7 @@ public sealed class MnistFetcher
                 }
             }
         }
-        AtomicFileWriter.TryDelete(stagedPath);
+        AtomicFile.TryDelete(stagedPath);
         var message = new StringBuilder($"Could not get {file.Name} from any of {options.Mirrors.Count} mirror(s):");
         foreach (var (url, error) in failures)
             message.Append(Environment.NewLine).Append("  ").Append(url).Append(": ").Append(error.Message);

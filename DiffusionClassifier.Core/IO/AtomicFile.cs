@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace DiffusionClassifier.Serialization;
+namespace DiffusionClassifier.IO;
 
 /// <summary>
 /// Writes files so that a reader, or a crash at any moment, sees either the old complete file or the new complete
@@ -120,7 +120,8 @@ public static class AtomicFile
         }
     }
 
-    private static void TryDelete(string path)
+    /// <summary>Deletes a file, ignoring I/O failures (cleanup paths only).</summary>
+    internal static void TryDelete(string path)
     {
         try { File.Delete(path); }
         catch (IOException) { }

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using DiffusionClassifier.IO;
 using SkiaSharp;
 using static TorchSharp.torch;
 
