@@ -15,7 +15,7 @@ public sealed class UnetDown : Module<Tensor, Tensor>
     /// <param name="outChannels">Output channels.</param>
     public UnetDown(long inChannels, long outChannels) : base(nameof(UnetDown))
     {
-        model = Sequential(new ResidualConvBlock(inChannels, outChannels), MaxPool2d(2));
+        model = Sequential(new ResidualConvBlock(inChannels, outChannels), new MaxPool2x2());
         RegisterComponents();
     }
 
