@@ -14,8 +14,9 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/dc-package-smoke.XXXXXX")"
 version="0.0.0-smoke.$(date +%Y%m%d%H%M%S).$$"
 packages="${NUGET_PACKAGES:-$HOME/.nuget/packages}"
 cleanup() {
-  rm -rf "$work" "$packages/diffusionclassifier.core/$version"
-  rmdir "$packages/diffusionclassifier.core" 2>/dev/null || true
+  rm -rf "$work" "$packages/diffusionclassifier.core/$version" "$packages/diffusionclassifier.cli/$version" \
+    "$packages/diffusionclassifier.cli.linux-x64/$version"
+  rmdir "$packages/diffusionclassifier.core" "$packages/diffusionclassifier.cli" "$packages/diffusionclassifier.cli.linux-x64" 2>/dev/null || true
 }
 trap cleanup EXIT
 fail() { echo "package-smoke-test: FAIL: $*" >&2; exit 1; }
@@ -35,7 +36,7 @@ for entry in README.md LICENSE NOTICE.md lib/net10.0/DiffusionClassifier.Core.dl
              buildTransitive/DiffusionClassifier.Core.targets build/DiffusionClassifier.Core.targets DiffusionClassifier.Core.nuspec; do
   grep -qx "$entry" <<<"$listing" || fail "the package lacks $entry"
 done
-unzip -Z1 "$snupkg" | grep -qx 'lib/net10.0/DiffusionClassifier.Core.pdb' || fail "the symbol package lacks the .pdb"
+grep -qx 'lib/net10.0/DiffusionClassifier.Core.pdb' <<<"$(unzip -Z1 "$snupkg")" || fail "the symbol package lacks the .pdb"
 nuspec="$(unzip -p "$nupkg" DiffusionClassifier.Core.nuspec)"
 grep -q '<license type="expression">MIT</license>' <<<"$nuspec" || fail "the nuspec has no MIT licence expression"
 grep -q '<readme>README.md</readme>' <<<"$nuspec" || fail "the nuspec does not point at README.md"
@@ -117,4 +118,24 @@ for dll in "$work/app/bin/Release/net10.0/SmokeApp.dll" "$work/app/bin/Release/n
   step "running ${dll#$work/app/}"
   dotnet "$dll" || fail "the app did not classify the known digits correctly"
 done
-step "OK: package contents, local-feed restore, backend, libstdc++ fix and Predict on the embedded model all work"
+
+# The command-line tool (issue 4, item 2): a .NET 10 RID-specific tool package per platform (linux-x64 and win-x64),
+# each carrying only its own libtorch. Packed here for linux-x64, installed into a temporary tool path, and run.
+step "packing the diffusion-classifier tool for linux-x64"
+dotnet pack "$repo/DiffusionClassifier.Cli" -c Release -o "$work/tools" -p:Version="$version" -p:RuntimeIdentifiers=linux-x64 --nologo -v quiet \
+  >"$work/pack-tool.log" 2>&1 || { cat "$work/pack-tool.log" >&2; fail "packing the tool failed"; }
+[[ -f "$work/tools/DiffusionClassifier.Cli.$version.nupkg" ]] || fail "no top-level tool package"
+tool_rid="$work/tools/DiffusionClassifier.Cli.linux-x64.$version.nupkg"
+[[ -f "$tool_rid" ]] || fail "no linux-x64 tool package"
+tool_listing="$(unzip -Z1 "$tool_rid")"   # not piped into grep -q: with pipefail, unzip's SIGPIPE would fail the check
+grep -qx 'tools/net10.0/linux-x64/libtorch_cpu.so' <<<"$tool_listing" || fail "the linux-x64 tool package lacks libtorch"
+grep -q 'runtimes/win' <<<"$tool_listing" && fail "the linux-x64 tool package carries other platforms' native libraries"
+step "installing and running the tool ($(( $(stat -c %s "$tool_rid") >> 20 )) MB package)"
+dotnet tool install DiffusionClassifier.Cli --version "$version" --tool-path "$work/tool-path" --add-source "$work/tools" \
+  >"$work/tool-install.log" 2>&1 || { cat "$work/tool-install.log" >&2; fail "dotnet tool install failed"; }
+"$work/tool-path/diffusion-classifier" demo --count 10 --per-digit 0 >"$work/tool-run.log" 2>&1 \
+  || { cat "$work/tool-run.log" >&2; fail "the installed tool did not run its demo"; }
+grep -q 'Accuracy' "$work/tool-run.log" || fail "the installed tool's demo printed no accuracy: $(cat "$work/tool-run.log")"
+"$work/tool-path/diffusion-classifier" classify --model /nonexistent.safetensors 7.png >"$work/tool-err.log" 2>&1 \
+  && fail "a missing model file did not fail"
+step "OK: package contents, local-feed restore, backend, libstdc++ fix, Predict on the embedded model and the installed tool all work"
