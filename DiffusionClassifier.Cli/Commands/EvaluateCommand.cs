@@ -139,10 +139,10 @@ internal static class EvaluateCommand
         }
         if (s.Csv is not null)
         {
-            var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,evaluations_per_image,full_equivalents_per_image\n");
+            var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,median_seconds_per_image,evaluations_per_image,full_equivalents_per_image\n");
             foreach (var x in summaries)
                 text.Append(string.Create(CultureInfo.InvariantCulture,
-                    $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R}\n"));
+                    $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.MedianSecondsPerImage:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R}\n"));
             AtomicFile.WriteAllBytes(s.Csv.FullName, Encoding.UTF8.GetBytes(text.ToString()));
             context.Out.MarkupLine(Markup.Escape($"Wrote {s.Csv.FullName}"));
         }

@@ -37,6 +37,13 @@ internal sealed class EvaluationSummary
     [JsonPropertyName("images_per_second")]
     public double ImagesPerSecond => Seconds > 0 ? Images / Seconds : 0;
 
+    /// <summary>
+    /// Median of the per-image times (each image's share of its batch's wall time): unlike <see cref="Seconds"/>, not
+    /// moved by a few batches that were slowed or paused (a long evaluation in the background on a shared machine).
+    /// </summary>
+    [JsonPropertyName("median_seconds_per_image")]
+    public double MedianSecondsPerImage { get; private set; }
+
     /// <summary>Mean noise predictions per image.</summary>
     [JsonPropertyName("evaluations_per_image")]
     public double EvaluationsPerImage => Images == 0 ? 0 : (double)evaluations / Images;
@@ -64,8 +71,10 @@ internal sealed class EvaluationSummary
     public static EvaluationSummary From(int n, int classes, IEnumerable<(ImageResult Result, bool FromCache)> results)
     {
         var summary = new EvaluationSummary(n, classes);
+        var times = new List<double>();
         foreach (var (r, fromCache) in results)
         {
+            times.Add(r.Seconds);
             summary.Images++;
             if (r.Correct) summary.Correct++;
             summary.Seconds += r.Seconds;
@@ -75,6 +84,9 @@ internal sealed class EvaluationSummary
             if (fromCache) summary.Cached++;
             else summary.Computed++;
         }
+        times.Sort();
+        summary.MedianSecondsPerImage = times.Count == 0 ? 0
+            : times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2;
         return summary;
     }
 }

@@ -16,13 +16,14 @@ internal static class Tables
             .AddColumn(new TableColumn("accuracy").RightAligned())
             .AddColumn(new TableColumn("wall time").RightAligned())
             .AddColumn(new TableColumn("images/s").RightAligned())
+            .AddColumn(new TableColumn("median s/image").RightAligned())
             .AddColumn(new TableColumn("evaluations/image").RightAligned())
             .AddColumn(new TableColumn("full-net equiv./image").RightAligned());
         foreach (var s in summaries)
         {
             table.AddRow(
                 I($"{s.N}"), I($"{s.Images}"), I($"{100 * s.Accuracy:F2}% ({s.Correct}/{s.Images})"), Time(s.Seconds),
-                I($"{s.ImagesPerSecond:F2}"), I($"{s.EvaluationsPerImage:F1}"), I($"{s.FullEquivalentsPerImage:F1}"));
+                I($"{s.ImagesPerSecond:F2}"), I($"{s.MedianSecondsPerImage:F3}"), I($"{s.EvaluationsPerImage:F1}"), I($"{s.FullEquivalentsPerImage:F1}"));
         }
         return table;
     }
