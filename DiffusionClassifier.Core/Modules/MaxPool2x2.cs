@@ -8,8 +8,9 @@ namespace DiffusionClassifier.Modules;
 /// element-wise maxima over a reshaped view.
 /// </summary>
 /// <remarks>
-/// libtorch 2.10's CPU <c>max_pool2d</c> took 9-17% of a forward here: 21 ms for a [64, 32, 28, 28] float32 batch,
-/// against 3.8 ms for the two maxima, which give bit-identical values (a maximum is exact). While gradients are
+/// libtorch 2.10's CPU <c>max_pool2d</c> took 8.9% (float32) and 17.4% (bfloat16) of the F = 32 forward here
+/// (<c>DiffusionClassifier.Benchmarks -- profile</c>, docs/performance.md); two element-wise maxima give bit-identical
+/// values (a maximum is exact) and left the profile's table. While gradients are
 /// recorded, or for odd sizes, the module runs <c>MaxPool2d(2)</c> itself, so training keeps the reference's
 /// backward (the gradient of a tie goes to one element, not half to each).
 /// <para>Thread safety: stateless; safe for concurrent forwards.</para>
