@@ -85,19 +85,43 @@ internal sealed class EvaluationCache : IDisposable
     /// <inheritdoc />
     public void Dispose() => stream.Dispose();
 
+    /// <summary>
+    /// Reads the results in a cache file without opening it for writing (a torn last line is skipped, not removed),
+    /// in file order. A later line for the same (key, item, N) replaces an earlier one, as on resuming.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">A complete line is not a result; the message names the line.</exception>
+    public static IReadOnlyList<ImageResult> ReadResults(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        if (!File.Exists(full))
+            throw new FileNotFoundException($"Evaluation cache '{full}' does not exist.", full);
+        var bytes = File.ReadAllBytes(full);
+        var results = new Dictionary<(string Key, int Index, int N), ImageResult>();
+        foreach (var r in Parse(bytes, CompleteLength(bytes), full))
+            results[(r.Key, r.Index, r.N)] = r;
+        return results.Values.ToList();
+    }
+
     private void Load()
     {
         var bytes = new byte[stream.Length];
         stream.ReadExactly(bytes);
-        int end = bytes.Length;
-        // Everything after the last newline is a line whose write did not finish: drop it.
-        int lastNewline = Array.LastIndexOf(bytes, (byte)'\n');
-        int complete = lastNewline + 1;
-        if (complete < end)
+        int complete = CompleteLength(bytes);
+        if (complete < bytes.Length)
         {
-            DroppedTornBytes = end - complete;
+            DroppedTornBytes = bytes.Length - complete;
             stream.SetLength(complete);
         }
+        foreach (var r in Parse(bytes, complete, Path))
+            entries[(r.Key, r.Index, r.N)] = r;
+    }
+
+    /// <summary>Everything after the last newline is a line whose write did not finish.</summary>
+    private static int CompleteLength(byte[] bytes) => Array.LastIndexOf(bytes, (byte)'\n') + 1;
+
+    private static IEnumerable<ImageResult> Parse(byte[] bytes, int complete, string path)
+    {
         var lines = Encoding.UTF8.GetString(bytes, 0, complete).Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
@@ -110,11 +134,11 @@ internal sealed class EvaluationCache : IDisposable
             }
             catch (JsonException e)
             {
-                throw new InvalidDataException($"Evaluation cache '{Path}', line {i + 1}, is not a result ({e.Message}); delete the file or pass another --cache.", e);
+                throw new InvalidDataException($"Evaluation cache '{path}', line {i + 1}, is not a result ({e.Message}); delete the file or pass another --cache.", e);
             }
             if (r is null || r.Key is null)
-                throw new InvalidDataException($"Evaluation cache '{Path}', line {i + 1}, is not a result; delete the file or pass another --cache.");
-            entries[(r.Key, r.Index, r.N)] = r;
+                throw new InvalidDataException($"Evaluation cache '{path}', line {i + 1}, is not a result; delete the file or pass another --cache.");
+            yield return r;
         }
     }
 }

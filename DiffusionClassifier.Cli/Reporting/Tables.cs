@@ -28,6 +28,37 @@ internal static class Tables
         return table;
     }
 
+    /// <summary>One row per run compared with the baseline (the first row is the baseline against itself).</summary>
+    public static Table Comparison(IEnumerable<RunComparison> rows)
+    {
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn(new TableColumn("run"))
+            .AddColumn(new TableColumn("items").RightAligned())
+            .AddColumn(new TableColumn("accuracy").RightAligned())
+            .AddColumn(new TableColumn("baseline").RightAligned())
+            .AddColumn(new TableColumn("difference").RightAligned())
+            .AddColumn(new TableColumn("right only: run / baseline").RightAligned())
+            .AddColumn(new TableColumn("p (McNemar)").RightAligned())
+            .AddColumn(new TableColumn("same label").RightAligned())
+            .AddColumn(new TableColumn("evals/image").RightAligned())
+            .AddColumn(new TableColumn("full equiv./image").RightAligned())
+            .AddColumn(new TableColumn("median s/image").RightAligned());
+        foreach (var r in rows)
+        {
+            if (r.Items == 0)
+            {
+                table.AddRow(Markup.Escape(r.Name), "0", "-", "-", "-", "-", "-", "-", "-", "-", "-");
+                continue;
+            }
+            table.AddRow(
+                Markup.Escape(r.Name), I($"{r.Items}"), I($"{100 * r.Accuracy:F2}%"), I($"{100 * r.BaselineAccuracy:F2}%"),
+                I($"{100 * (r.Accuracy - r.BaselineAccuracy):+0.00;-0.00;0.00} pt"), I($"{r.OnlyThisCorrect} / {r.OnlyBaselineCorrect}"),
+                I($"{r.McNemarP:G3}"), I($"{100.0 * r.SameLabel / r.Items:F1}%"), I($"{r.EvaluationsPerImage:F1}"),
+                I($"{r.FullEquivalentsPerImage:F1}"), I($"{r.MedianSecondsPerImage:F3}"));
+        }
+        return table;
+    }
+
     /// <summary>Rows: true class; columns: predicted class; the diagonal highlighted.</summary>
     public static Table Confusion(int[][] confusion, string title)
     {

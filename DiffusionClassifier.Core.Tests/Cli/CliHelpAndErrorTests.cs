@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Tests.Cli;
 [Collection(SingleThreadedTorchCollection.Name)]
 public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<CliFixture>
 {
-    private static readonly string[] CommandNames = ["", "demo", "fetch-mnist", "train", "evaluate", "classify", "sample", "import-pytorch", "info"];
+    private static readonly string[] CommandNames = ["", "demo", "fetch-mnist", "train", "evaluate", "compare", "classify", "sample", "import-pytorch", "info"];
 
     public static TheoryData<string> Commands() => new(CommandNames);
 
@@ -55,6 +55,7 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["evaluate", "--data", "/nonexistent/mnist"], "/nonexistent/mnist" },
         { ["train", "--data", "/nonexistent/mnist", "--output", "/tmp/never-written.safetensors"], "/nonexistent/mnist" },
         { ["import-pytorch", "/nonexistent/model.pth"], "/nonexistent/model.pth" },
+        { ["compare", "/nonexistent/cache.jsonl"], "/nonexistent/cache.jsonl" },
     };
 
     [Theory]
@@ -81,6 +82,8 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["sample", "--per-label", "abc"], "abc" },
         { ["train", "--epochs", "0"], "--epochs must be at least 1" },
         { ["fetch-mnist", "--source", "ftp"], "ftp" },
+        { ["compare"], "compare" },
+        { ["compare", "a.jsonl", "--n", "0"], "--n: 0 is below the minimum 1" },
     };
 
     [Theory]
