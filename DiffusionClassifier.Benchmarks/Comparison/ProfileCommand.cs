@@ -24,31 +24,21 @@ public static class ProfileCommand
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
-        int features = 64, chunk = 32, threads = 0, warmup = 20, calls = 10;
+        int features, chunk, threads, warmup, calls;
         var variant = ForwardVariant.Float32;
         bool fold = false;
         try
         {
-            for (int i = 0; i < args.Count; i++)
+            var parsed = VariantArguments.Parse(args, new Dictionary<string, int>
             {
-                string a = args[i];
-                int Next() => i + 1 < args.Count && int.TryParse(args[++i], NumberStyles.Integer, Inv, out int v) && v >= 0
-                    ? v : throw new ArgumentException($"Option {a} needs a non-negative integer.", nameof(args));
-                switch (a)
-                {
-                    case "--features": features = Next(); break;
-                    case "--chunk": chunk = Math.Max(1, Next()); break;
-                    case "--threads": threads = Next(); break;
-                    case "--warmup": warmup = Next(); break;
-                    case "--calls": calls = Math.Max(1, Next()); break;
-                    default:
-                        var parts = a.Split(':');
-                        if (!Enum.TryParse(parts[0], true, out variant) || !Enum.IsDefined(variant) || int.TryParse(parts[0], out _) || parts.Skip(1).Any(p => p != "fold"))
-                            throw new ArgumentException($"'{a}' is not a variant spec (e.g. Float32, ChannelsLastBFloat16:fold).", nameof(args));
-                        fold = parts.Contains("fold");
-                        break;
-                }
-            }
+                ["--features"] = 64, ["--chunk"] = 32, ["--threads"] = 0, ["--warmup"] = 20, ["--calls"] = 10,
+            });
+            (features, chunk, threads, warmup, calls) = (parsed["--features"], Math.Max(1, parsed["--chunk"]), parsed["--threads"],
+                parsed["--warmup"], Math.Max(1, parsed["--calls"]));
+            if (parsed.Specs.Count > 1)
+                throw new ArgumentException("profile takes one variant spec.", nameof(args));
+            if (parsed.Specs.Count == 1)
+                (variant, fold) = (parsed.Specs[0].Variant, parsed.Specs[0].Fold);
             new ConditionalUNetConfig(1, features, 10, 28, 28).Validate();
         }
         catch (ArgumentException e)

@@ -32,32 +32,17 @@ public static class VariantsCommand
     {
         ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(output);
-        int features = 64, chunk = 32, threads = 0, rounds = 9, calls = 2, warmup = 20;
-        var specs = new List<(string Name, ForwardVariant Variant, bool Fold)>();
+        int features, chunk, threads, rounds, calls, warmup;
+        IReadOnlyList<VariantSpec> specs;
         try
         {
-            for (int i = 0; i < args.Count; i++)
+            var parsed = VariantArguments.Parse(args, new Dictionary<string, int>
             {
-                string a = args[i];
-                int Next() => i + 1 < args.Count && int.TryParse(args[++i], NumberStyles.Integer, Inv, out int v) && v >= 0
-                    ? v : throw new ArgumentException($"Option {a} needs a non-negative integer.", nameof(args));
-                switch (a)
-                {
-                    case "--features": features = Next(); break;
-                    case "--chunk": chunk = Next(); break;
-                    case "--threads": threads = Next(); break;
-                    case "--rounds": rounds = Math.Max(1, Next()); break;
-                    case "--calls": calls = Math.Max(1, Next()); break;
-                    case "--warmup": warmup = Next(); break;
-                    default:
-                        var parts = a.Split(':');
-                        if (!Enum.TryParse<ForwardVariant>(parts[0], true, out var variant) || !Enum.IsDefined(variant) || int.TryParse(parts[0], out _)
-                            || parts.Skip(1).Any(p => p != "fold"))
-                            throw new ArgumentException($"'{a}' is not a variant spec (e.g. Float32, ChannelsLastBFloat16:fold).", nameof(args));
-                        specs.Add((a, variant, parts.Contains("fold")));
-                        break;
-                }
-            }
+                ["--features"] = 64, ["--chunk"] = 32, ["--threads"] = 0, ["--rounds"] = 9, ["--calls"] = 2, ["--warmup"] = 20,
+            });
+            (features, chunk, threads, rounds, calls, warmup) = (parsed["--features"], parsed["--chunk"], parsed["--threads"],
+                Math.Max(1, parsed["--rounds"]), Math.Max(1, parsed["--calls"]), parsed["--warmup"]);
+            specs = parsed.Specs;
             if (specs.Count == 0)
                 throw new ArgumentException("Give at least one variant spec.", nameof(args));
             new ConditionalUNetConfig(1, features, 10, 28, 28).Validate();

@@ -238,6 +238,25 @@ public class BenchmarkSmokeTests
         Assert.Equal(2, DiffusionClassifier.Benchmarks.Comparison.VariantsCommand.Run([], new StringWriter()));
     }
 
+    [Fact]
+    public void VariantArgumentsTakeKnownIntegerOptionsAndVariantSpecs()
+    {
+        var defaults = new Dictionary<string, int> { ["--features"] = 64, ["--chunk"] = 32 };
+        var parsed = DiffusionClassifier.Benchmarks.Comparison.VariantArguments.Parse(["bfloat16", "--chunk", "10", "ChannelsLast:fold"], defaults);
+
+        Assert.Equal((64, 10), (parsed["--features"], parsed["--chunk"]));
+        Assert.Equal([new("bfloat16", ForwardVariant.BFloat16, false), new("ChannelsLast:fold", ForwardVariant.ChannelsLast, true)], parsed.Specs);
+        foreach (string[] bad in new string[][] { ["--rounds", "3"], ["--chunk"], ["--chunk", "-1"], ["--chunk", "x"], ["3"], ["Float32:fold:x"] })
+            Assert.Throws<ArgumentException>(() => DiffusionClassifier.Benchmarks.Comparison.VariantArguments.Parse(bad, defaults));
+        var profile = new StringWriter();
+        Assert.Equal(0, DiffusionClassifier.Benchmarks.Comparison.ProfileCommand.Run(
+            ["--features", "8", "--chunk", "2", "--warmup", "0", "--calls", "1", "--threads", "1", "ChannelsLast:fold"], profile));
+        Assert.Contains("F = 8, chunk 2, ChannelsLast with BatchNorm folded", profile.ToString());
+        Assert.Contains("| (outside modules", profile.ToString());
+        Assert.Equal(2, DiffusionClassifier.Benchmarks.Comparison.ProfileCommand.Run(["Float32", "BFloat16"], new StringWriter()));
+        Assert.Equal(2, DiffusionClassifier.Benchmarks.Comparison.ProfileCommand.Run(["--chunk"], new StringWriter()));
+    }
+
     /// <summary>One assignment per value of each enum/bool parameter; the first listed value of every [Params].</summary>
     private static IEnumerable<List<(string Name, object? Value)>> SmallestParameterSets(Type type)
     {
