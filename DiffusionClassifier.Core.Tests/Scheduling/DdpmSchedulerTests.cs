@@ -195,6 +195,23 @@ public class DdpmSchedulerTests
     }
 
     [Fact]
+    public void Step_WithALiteralNull_DrawsFromTheGlobalGenerator()
+    {
+        var s = new DdpmScheduler();
+        using var scope = NewDisposeScope();
+        var x = randn(2, 3);
+        var eps = randn(2, 3);
+        manual_seed(5);
+        var withNull = s.Step(eps, 100, x, null);
+        manual_seed(5);
+        var withGlobal = s.Step(eps, 100, x, (Generator?)null);
+        var withoutNoise = s.Step(eps, 1, x, (Tensor?)null);
+        Assert.True(BitEqual(withNull, withGlobal));
+        Assert.False(BitEqual(withNull, s.Step(eps, 100, x, zeros(2, 3))));
+        Assert.Equal(withoutNoise.shape, withNull.shape);
+    }
+
+    [Fact]
     public void Step_WithGenerator_IsDeterministicForASeed_AndUsesTheNoise()
     {
         var s = new DdpmScheduler();

@@ -155,6 +155,8 @@ public sealed class DdpmScheduler
     /// <param name="sample">x_t.</param>
     /// <param name="generator">Random source for z; null uses the global generator.</param>
     /// <returns>x_{t-1}. The caller owns it.</returns>
+    /// <remarks>A literal <c>null</c> last argument binds here (the global generator), not to the noise overload.</remarks>
+    [System.Runtime.CompilerServices.OverloadResolutionPriority(1)]
     public Tensor Step(Tensor modelOutput, int timestep, Tensor sample, Generator? generator)
     {
         ArgumentNullException.ThrowIfNull(modelOutput);
