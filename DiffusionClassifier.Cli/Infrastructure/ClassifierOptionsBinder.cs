@@ -30,7 +30,7 @@ internal sealed class ClassifierOptionsBinder
         HelpName = "true|false",
     };
 
-    private readonly Option<PruningSchedule?> pruning = new("--pruning")
+    private readonly Option<PruningOverride?> pruning = new("--pruning")
     {
         Description = "Override the pruning schedule: 'none', or stages 'fraction:keep,...' (e.g. 0.2:3,0.5:2 = after 20% of n samples keep the best 3 classes, after 50% the best 2).",
         HelpName = "none|f:k,...",
@@ -85,8 +85,8 @@ internal sealed class ClassifierOptionsBinder
             options = options with { TimestepStrategy = t == "random" ? TimestepStrategy.Random : TimestepStrategy.Stratified };
         if (parseResult.GetValue(shareTrunk) is bool share)
             options = options with { ShareTrunk = share };
-        if (parseResult.GetResult(pruning) is { Implicit: false })
-            options = options with { Pruning = parseResult.GetValue(pruning) };
+        if (parseResult.GetValue(pruning) is { } pruningOverride)
+            options = options with { Pruning = pruningOverride.Schedule };
         if (parseResult.GetValue(metric) is string m)
             options = options with { ErrorMetric = m switch { "l1" => ErrorMetric.L1, "huber" => ErrorMetric.Huber, _ => ErrorMetric.L2 } };
         if (parseResult.GetValue(precision) is string p)
@@ -111,11 +111,17 @@ internal sealed class ClassifierOptionsBinder
             $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={classifier.Precision}, seed={options.Seed}");
     }
 
-    private static PruningSchedule? ParsePruning(ArgumentResult result)
+    /// <summary>
+    /// The parsed <c>--pruning</c> value; <c>none</c> is a value with a null schedule (a custom parser that returns null
+    /// makes System.CommandLine try to convert the token itself, which throws InvalidCastException).
+    /// </summary>
+    private sealed record PruningOverride(PruningSchedule? Schedule);
+
+    private static PruningOverride? ParsePruning(ArgumentResult result)
     {
         string text = result.Tokens.Count == 1 ? result.Tokens[0].Value.Trim() : "";
         if (text.Equals("none", StringComparison.OrdinalIgnoreCase))
-            return null;
+            return new PruningOverride(null);
         var stages = new List<PruningStage>();
         foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
         {
@@ -131,7 +137,7 @@ internal sealed class ClassifierOptionsBinder
         }
         try
         {
-            return new PruningSchedule(stages);
+            return new PruningOverride(new PruningSchedule(stages));
         }
         catch (ArgumentException e)
         {

@@ -169,6 +169,20 @@ public sealed class CliClassifyAndEvaluateTests(CliFixture fixture) : IClassFixt
         Assert.Equal(8, File.ReadAllLines(cache).Length);
     }
 
+    [Theory]
+    [InlineData(new[] { "--pruning", "none" }, "pruning=none,")]
+    [InlineData(new[] { "--pruning", "NONE" }, "pruning=none,")]
+    [InlineData(new[] { "--pruning", "0.5:1" }, "pruning=0.5n: keep 1,")]
+    [InlineData(new string[0], "pruning=0.2n: keep 3, 0.5n: keep 2,")]
+    [InlineData(new[] { "--options", "reference", "--pruning", "0.25:2" }, "pruning=0.25n: keep 2,")]
+    public void EvaluateAppliesThePruningOverride(string[] extra, string expected)
+    {
+        var run = CliRunner.Run(["evaluate", "--model", fixture.ModelPath, "--data", fixture.DataFolder, "--n", "4", "--limit", "2", .. extra]);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains(expected, run.Out.Replace("\n", " "));
+    }
+
     [Fact]
     public void EvaluateRefusesACacheThatIsNotOne()
     {
