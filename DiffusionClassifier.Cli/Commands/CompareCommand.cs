@@ -22,16 +22,26 @@ internal static class CompareCommand
             Arity = ArgumentArity.OneOrMore,
         };
         var ns = CliOptions.IntList("--n", "Only runs with these N (comma-separated, e.g. 20,50).", 1, "list");
+        var offset = CliOptions.Int("--offset", "Only items from this index on.", 0, 0, "index");
+        var limit = new Option<int?>("--limit") { Description = "Only this many items from --offset on (default: all).", HelpName = "count" };
+        limit.Validators.Add(r =>
+        {
+            if (CliOptions.TryGetValue(r, out int? value) && value is < 1)
+                r.AddError($"--limit must be at least 1 but is {value}.");
+        });
         var command = new Command("compare",
             "Compare evaluation runs from 'evaluate --cache' files with the first one, item by item: accuracy on the common items, " +
             "items only one run got right, McNemar's exact p-value, label agreement and cost.");
         command.Arguments.Add(caches);
         command.Options.Add(ns);
-        command.SetAction(parseResult => Run(context, parseResult.GetValue(caches)!, parseResult.GetValue(ns)));
+        command.Options.Add(offset);
+        command.Options.Add(limit);
+        command.SetAction(parseResult => Run(context, parseResult.GetValue(caches)!, parseResult.GetValue(ns),
+            parseResult.GetValue(offset), parseResult.GetValue(limit)));
         return command;
     }
 
-    private static int Run(CliContext context, FileInfo[] files, int[]? ns)
+    private static int Run(CliContext context, FileInfo[] files, int[]? ns, int offset, int? limit)
     {
         if (ns is { Length: 0 })
             ns = null;
@@ -39,7 +49,7 @@ internal static class CompareCommand
         foreach (var file in files)
         {
             var groups = EvaluationCache.ReadResults(file.FullName)
-                .Where(r => ns is null || ns.Contains(r.N))
+                .Where(r => (ns is null || ns.Contains(r.N)) && r.Index >= offset && (limit is null || r.Index - offset < limit))
                 .GroupBy(r => (r.N, r.Key))
                 .OrderBy(g => g.Key.N).ThenBy(g => g.Key.Key, StringComparer.Ordinal).ToList();
             string stem = Path.GetFileNameWithoutExtension(file.Name);
@@ -52,8 +62,8 @@ internal static class CompareCommand
         }
         if (runs.Count == 0)
             throw new CliException(ns is null
-                ? "The cache files hold no results."
-                : $"The cache files hold no results for --n {string.Join(",", ns)}.");
+                ? "The cache files hold no results for the selected items."
+                : $"The cache files hold no results for --n {string.Join(",", ns)} and the selected items.");
 
         var baseline = runs[0];
         var rows = runs.Select(r => RunComparison.Compare(r.Name, baseline.Results, r.Results)).ToList();

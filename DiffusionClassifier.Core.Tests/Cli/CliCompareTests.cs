@@ -51,6 +51,16 @@ public sealed class CliCompareTests : IDisposable
         var only50 = CliRunner.Run("compare", b, a, "--n", "50");
         Assert.True(only50.ExitCode == 0, only50.ToString());
         Assert.Equal(["other N=50"], Rows(only50.Out).Keys);
+
+        // Items 2..5 only: the baseline is right on all four, the N = 20 run on 2..5 as well.
+        var window = CliRunner.Run("compare", a, b, "--offset", "2", "--limit", "4", "--n", "20");
+        Assert.True(window.ExitCode == 0, window.ToString());
+        Assert.Contains("Baseline: base N=20 (4 items)", window.Out);
+        Assert.Equal(["other N=20", "4", "100.00%", "100.00%", "0.00 pt", "0 / 0", "1", "100.0%", "200.0", "200.0", "0.500"],
+            Rows(window.Out)["other N=20"]);
+        var outside = CliRunner.Run("compare", a, "--offset", "100");
+        Assert.Equal(1, outside.ExitCode);
+        Assert.Contains("no results for the selected items", Assert.Single(outside.ErrorLines));
     }
 
     [Fact]

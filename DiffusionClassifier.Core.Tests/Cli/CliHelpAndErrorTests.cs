@@ -84,6 +84,7 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["fetch-mnist", "--source", "ftp"], "ftp" },
         { ["compare"], "compare" },
         { ["compare", "a.jsonl", "--n", "0"], "--n: 0 is below the minimum 1" },
+        { ["compare", "a.jsonl", "--limit", "0"], "--limit must be at least 1" },
     };
 
     [Theory]
