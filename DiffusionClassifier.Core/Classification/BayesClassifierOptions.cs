@@ -9,7 +9,7 @@ namespace DiffusionClassifier.Classification;
 /// <remarks>
 /// The defaults (<see cref="Default"/>) are the cheaper estimator: stratified timesteps, a shared trunk and pruning
 /// in stages. <see cref="Reference"/> is the estimator of the reference implementation (REFERENCE.md §5), kept as
-/// the baseline.
+/// the baseline. docs/estimators.md in the repository measures each option against it on the MNIST test set.
 /// <para>Thread safety: an immutable record (the <see cref="Pruning"/> schedule is immutable too); safe to share between classifiers and threads.</para>
 /// </remarks>
 public sealed record BayesClassifierOptions
