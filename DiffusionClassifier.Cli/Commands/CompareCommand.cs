@@ -23,12 +23,7 @@ internal static class CompareCommand
         };
         var ns = CliOptions.IntList("--n", "Only runs with these N (comma-separated, e.g. 20,50).", 1, "list");
         var offset = CliOptions.Int("--offset", "Only items from this index on.", 0, 0, "index");
-        var limit = new Option<int?>("--limit") { Description = "Only this many items from --offset on (default: all).", HelpName = "count" };
-        limit.Validators.Add(r =>
-        {
-            if (CliOptions.TryGetValue(r, out int? value) && value is < 1)
-                r.AddError($"--limit must be at least 1 but is {value}.");
-        });
+        var limit = CliOptions.Limit("Only this many items from --offset on (default: all).");
         var command = new Command("compare",
             "Compare evaluation runs from 'evaluate --cache' files with the first one, item by item: accuracy on the common items, " +
             "items only one run got right, McNemar's exact p-value, label agreement and cost.");

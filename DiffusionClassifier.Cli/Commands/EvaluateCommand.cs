@@ -26,7 +26,7 @@ internal static class EvaluateCommand
         var ns = CliOptions.IntList("--n", "Monte Carlo samples per class; several comma-separated values are evaluated one after the other (e.g. 20,50,100).",
             1, "list", [20]);
         var binder = new ClassifierOptionsBinder();
-        var limit = new Option<int?>("--limit") { Description = "Evaluate at most this many items (default: all from --offset on).", HelpName = "count" };
+        var limit = CliOptions.Limit("Evaluate at most this many items (default: all from --offset on).");
         var offset = CliOptions.Int("--offset", "Index of the first item to evaluate.", 0, 0, "index");
         var batch = CliOptions.Int("--batch", "Images per classifier call, and per cache flush.", BatchClassification.DefaultBatchSize, 1, "count");
         var cache = new Option<FileInfo?>("--cache")
@@ -36,11 +36,6 @@ internal static class EvaluateCommand
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results (table, confusion matrices, settings) as JSON.", HelpName = "file" };
         var csv = new Option<FileInfo?>("--csv") { Description = "Also write the table as CSV.", HelpName = "file" };
-        limit.Validators.Add(r =>
-        {
-            if (CliOptions.TryGetValue(r, out int? value) && value is < 1)
-                r.AddError($"--limit must be at least 1 but is {value}.");
-        });
 
         var command = new Command("evaluate",
             "Classify a labelled dataset and report accuracy, wall time, images/s and network evaluations per image for each N, plus a confusion matrix.");

@@ -33,6 +33,18 @@ internal static class CliOptions
         return option;
     }
 
+    /// <summary><c>--limit</c>: an optional item count, at least 1 when given.</summary>
+    public static Option<int?> Limit(string description)
+    {
+        var option = new Option<int?>("--limit") { Description = description, HelpName = "count" };
+        option.Validators.Add(result =>
+        {
+            if (TryGetValue(result, out int? value) && value is < 1)
+                result.AddError($"--limit must be at least 1 but is {value}.");
+        });
+        return option;
+    }
+
     /// <summary>A double option with a default and a lower bound checked at parse time.</summary>
     public static Option<double> Double(string name, string description, double defaultValue, double min, string helpName, params string[] aliases)
     {
