@@ -38,6 +38,7 @@ internal static class CompareCommand
 
     private static int Run(CliContext context, FileInfo[] files, int[]? ns, int offset, int? limit)
     {
+        // System.CommandLine gives an array option that was not passed (and has no default) an empty array.
         if (ns is { Length: 0 })
             ns = null;
         var runs = new List<(string Name, List<ImageResult> Results)>();

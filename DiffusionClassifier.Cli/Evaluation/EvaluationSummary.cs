@@ -84,9 +84,7 @@ internal sealed class EvaluationSummary
             if (fromCache) summary.Cached++;
             else summary.Computed++;
         }
-        times.Sort();
-        summary.MedianSecondsPerImage = times.Count == 0 ? 0
-            : times.Count % 2 == 1 ? times[times.Count / 2] : (times[times.Count / 2 - 1] + times[times.Count / 2]) / 2;
+        summary.MedianSecondsPerImage = Statistics.Median(times);
         return summary;
     }
 }

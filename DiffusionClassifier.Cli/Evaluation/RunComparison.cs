@@ -41,13 +41,12 @@ internal sealed record RunComparison(
         }
         int onlyThis = pairs.Count(p => p.Run.Correct && !p.Base.Correct);
         int onlyBase = pairs.Count(p => !p.Run.Correct && p.Base.Correct);
-        var seconds = pairs.Select(p => p.Run.Seconds).Order().ToArray();
         return new RunComparison(
             name, pairs.Count, pairs.Count(p => p.Run.Correct), pairs.Count(p => p.Base.Correct), onlyThis, onlyBase,
             pairs.Count(p => p.Run.Predicted == p.Base.Predicted), McNemarExactP(onlyThis, onlyBase),
             pairs.Count == 0 ? 0 : pairs.Average(p => (double)p.Run.Evaluations),
             pairs.Count == 0 ? 0 : pairs.Average(p => p.Run.FullEquivalents),
-            Median(seconds));
+            Statistics.Median(pairs.Select(p => p.Run.Seconds)));
     }
 
     /// <summary>
@@ -70,8 +69,4 @@ internal sealed record RunComparison(
         }
         return Math.Min(1, 2 * tail);
     }
-
-    private static double Median(double[] sorted) => sorted.Length == 0 ? 0
-        : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
-        : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
 }

@@ -82,7 +82,7 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["sample", "--per-label", "abc"], "abc" },
         { ["train", "--epochs", "0"], "--epochs must be at least 1" },
         { ["fetch-mnist", "--source", "ftp"], "ftp" },
-        { ["compare"], "compare" },
+        { ["compare"], "Required argument missing" },
         { ["compare", "a.jsonl", "--n", "0"], "--n: 0 is below the minimum 1" },
         { ["compare", "a.jsonl", "--limit", "0"], "--limit must be at least 1" },
     };
