@@ -7,21 +7,21 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace DiffusionClassifier.Tests.Modules;
 
-/// <summary>The padded last convolution of <see cref="NoiseOutput"/> (the workaround for defect 7.3).</summary>
+/// <summary>The padded convolutions of <see cref="NoiseOutput"/> (<see cref="GradientSafeConvolution"/>).</summary>
 public class NoiseOutputTests(ITestOutputHelper output)
 {
     [Fact]
     public void PaddedPath_IsTakenOnlyWhileRecordingGradients_ForFewChannels()
     {
         using var few = new NoiseOutput(8, 3);
-        using var many = new NoiseOutput(8, NoiseOutput.MinimumGradientSafeChannels);
+        using var many = new NoiseOutput(8, GradientSafeConvolution.MinimumSafeOutputChannels);
         Assert.True(few.UsesPaddedConvolution);
         Assert.False(many.UsesPaddedConvolution);
         using (no_grad())
             Assert.False(few.UsesPaddedConvolution);
         try
         {
-            NoiseOutput.DisableGradientWorkaround = true;
+            GradientSafeConvolution.Disabled = true;
             Assert.False(few.UsesPaddedConvolution);
             // The switch is per thread: other threads (tests running in parallel) keep the workaround.
             bool otherThread = false;
@@ -32,7 +32,7 @@ public class NoiseOutputTests(ITestOutputHelper output)
         }
         finally
         {
-            NoiseOutput.DisableGradientWorkaround = false;
+            GradientSafeConvolution.Disabled = false;
         }
     }
 

@@ -39,8 +39,9 @@ public sealed class ResidualConvBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var x1 = conv1.call(x);
-        var x2 = conv2.call(x1);
+        // Through the guard: while training, a convolution with few output channels must run padded.
+        var x1 = GradientSafeConvolution.Forward(conv1, x);
+        var x2 = GradientSafeConvolution.Forward(conv2, x1);
         var result = isRes ? (sameChannels ? x : x1).add(x2, TorchScalars.One).div_(ResidualScale) : x2;
         return result.MoveToOuterDisposeScope();
     }
