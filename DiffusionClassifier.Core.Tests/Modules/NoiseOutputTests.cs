@@ -7,21 +7,21 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace DiffusionClassifier.Tests.Modules;
 
-/// <summary>The padded convolutions of <see cref="NoiseOutput"/> (<see cref="GradientSafeConvolution"/>).</summary>
+/// <summary>The padded convolutions of <see cref="NoiseOutput"/> (<see cref="ConvolutionGuard"/>).</summary>
 public class NoiseOutputTests(ITestOutputHelper output)
 {
     [Fact]
     public void PaddedPath_IsTakenOnlyWhileRecordingGradients_ForFewChannels()
     {
         using var few = new NoiseOutput(8, 3);
-        using var many = new NoiseOutput(8, GradientSafeConvolution.MinimumSafeOutputChannels);
+        using var many = new NoiseOutput(8, ConvolutionGuard.MinimumSafeOutputChannels);
         Assert.True(few.UsesPaddedConvolution);
         Assert.False(many.UsesPaddedConvolution);
         using (no_grad())
             Assert.False(few.UsesPaddedConvolution);
         try
         {
-            GradientSafeConvolution.Disabled = true;
+            ConvolutionGuard.Disabled = true;
             Assert.False(few.UsesPaddedConvolution);
             // The switch is per thread: other threads (tests running in parallel) keep the workaround.
             bool otherThread = false;
@@ -32,7 +32,7 @@ public class NoiseOutputTests(ITestOutputHelper output)
         }
         finally
         {
-            GradientSafeConvolution.Disabled = false;
+            ConvolutionGuard.Disabled = false;
         }
     }
 

@@ -21,5 +21,21 @@ internal static class TinyModels
         }
     }
 
+    /// <summary>
+    /// Scales <paramref name="model"/>'s output layer and embeddings up (in place) so that eps_hat is as large as eps
+    /// and depends clearly on the label and t: with PyTorch's initialisation the error barely depends on t (and little
+    /// on the label), and a test would not notice a mistake there.
+    /// </summary>
+    /// <returns>The same model.</returns>
+    public static ConditionalUNet Loud(ConditionalUNet model)
+    {
+        using var mode = no_grad();
+        foreach (var (name, p) in model.named_parameters())
+            if (name.StartsWith("out.3.", StringComparison.Ordinal) || name.StartsWith("timeembed", StringComparison.Ordinal)
+                || name.StartsWith("contextembed", StringComparison.Ordinal))
+                p.mul_(3);
+        return model;
+    }
+
     private static readonly object SeedLock = new();
 }

@@ -77,7 +77,10 @@ public sealed class BayesClassifier : IDisposable
 
         var first = model.parameters().First();
         Device = options.Device ?? first.device;
-        Precision = NativeBFloat16.Resolve(options.Precision, Device);
+        PrecisionDecision = AutoPrecision.Decide(model, scheduler, options.Precision, Device);
+        Precision = PrecisionDecision.Chosen;
+        if (options.Precision == InferencePrecision.Auto)
+            this.logger.LogInformation("Precision: {Decision}.", PrecisionDecision);
         networkType = Precision == InferencePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         model.eval();
         if (first.dtype == networkType && SameDevice(first.device, Device))
@@ -111,6 +114,10 @@ public sealed class BayesClassifier : IDisposable
     /// <summary>The precision the network runs in: <see cref="BayesClassifierOptions.Precision"/> with
     /// <see cref="InferencePrecision.Auto"/> resolved for this machine and <see cref="Device"/>.</summary>
     public InferencePrecision Precision { get; }
+
+    /// <summary>Why <see cref="Precision"/> was chosen, with the probe's measurements when
+    /// <see cref="InferencePrecision.Auto"/> ran one.</summary>
+    public PrecisionDecision PrecisionDecision { get; }
 
     /// <summary>Classifies one image.</summary>
     /// <param name="image">Pixels in [0, 1], float32 or float64, shape [C, H, W], [1, C, H, W], or [H, W] when C = 1;

@@ -58,9 +58,8 @@ public sealed record BayesClassifierOptions
     /// <summary>
     /// The network's floating-point type. When the model's parameters have another dtype (or live on another
     /// device than <see cref="Device"/>), the classifier runs a private converted copy. Default
-    /// <see cref="InferencePrecision.Auto"/>: bfloat16 on CPUs with native bfloat16 arithmetic, float32 elsewhere.
-    /// On the project machine (AMX/AVX-512 BF16) bfloat16 gave the same accuracy as float32 on the MNIST test set at
-    /// 1.7x the speed (README, "Accuracy and speed").
+    /// <see cref="InferencePrecision.Auto"/>: bfloat16 only where a probe on the running machine shows it clearly faster
+    /// and accurate enough, float32 elsewhere (<see cref="BayesClassifier.PrecisionDecision"/> says why).
     /// </summary>
     public InferencePrecision Precision { get; init; } = InferencePrecision.Auto;
 

@@ -11,7 +11,7 @@ namespace DiffusionClassifier.Modules;
 /// Its parameters keep the reference's Sequential indices (<c>0</c>, <c>1</c>, <c>3</c>).
 /// </summary>
 /// <remarks>
-/// Both convolutions go through <see cref="GradientSafeConvolution"/> (the last one has C output channels).
+/// Both convolutions go through <see cref="ConvolutionGuard"/> (the last one has C output channels).
 /// <para>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</para>
 /// </remarks>
 public sealed class NoiseOutput : Module<Tensor, Tensor>
@@ -34,8 +34,8 @@ public sealed class NoiseOutput : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>Whether the last convolution runs padded right now (see <see cref="GradientSafeConvolution"/>).</summary>
-    internal bool UsesPaddedConvolution => GradientSafeConvolution.IsPadded(final);
+    /// <summary>Whether the last convolution runs padded right now (see <see cref="ConvolutionGuard"/>).</summary>
+    internal bool UsesPaddedConvolution => ConvolutionGuard.IsPadded(final);
 
     /// <summary>The weight of the last convolution, <c>out.3.weight</c> [C, F, 3, 3].</summary>
     internal Parameter FinalWeight => final.weight!;
@@ -44,11 +44,11 @@ public sealed class NoiseOutput : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var y = functional.relu(norm.call(GradientSafeConvolution.Forward(conv, x)));
+        var y = functional.relu(norm.call(ConvolutionGuard.Forward(conv, x)));
         return FinalConvolution(y).MoveToOuterDisposeScope();
     }
 
     /// <summary>The last convolution (<c>3</c>) exactly as <see cref="forward"/> computes it.</summary>
     /// <param name="y">Its input [B, F, H, W].</param>
-    internal Tensor FinalConvolution(Tensor y) => GradientSafeConvolution.Forward(final, y);
+    internal Tensor FinalConvolution(Tensor y) => ConvolutionGuard.Forward(final, y);
 }

@@ -40,8 +40,8 @@ public sealed class ResidualConvBlock : Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         // Through the guard: while training, a convolution with few output channels must run padded.
-        var x1 = GradientSafeConvolution.Forward(conv1, x);
-        var x2 = GradientSafeConvolution.Forward(conv2, x1);
+        var x1 = ConvolutionGuard.Forward(conv1, x);
+        var x2 = ConvolutionGuard.Forward(conv2, x1);
         var result = isRes ? (sameChannels ? x : x1).add(x2, TorchScalars.One).div_(ResidualScale) : x2;
         return result.MoveToOuterDisposeScope();
     }

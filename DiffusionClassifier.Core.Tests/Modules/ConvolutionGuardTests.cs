@@ -8,10 +8,10 @@ using static TorchSharp.torch;
 namespace DiffusionClassifier.Tests.Modules;
 
 /// <summary>
-/// <see cref="GradientSafeConvolution"/> covers every convolution of the network with few output channels. This holds
+/// <see cref="ConvolutionGuard"/> covers every convolution of the network with few output channels. This holds
 /// by construction, whatever the CPU: the float64 gradient tests find the defect only on CPUs that have it.
 /// </summary>
-public class GradientSafeConvolutionTests(ITestOutputHelper output)
+public class ConvolutionGuardTests(ITestOutputHelper output)
 {
     public static TheoryData<int, int> Configs => new()
     {
@@ -62,9 +62,9 @@ public class GradientSafeConvolutionTests(ITestOutputHelper output)
         var calls = PlainCalls(net, recordGradients: true);
         foreach (var (name, (outs, plain)) in calls)
             output.WriteLine($"{name,-20} {outs,4} outputs: {plain} plain call(s)");
-        Assert.Contains(calls.Values, v => v.OutChannels < GradientSafeConvolution.MinimumSafeOutputChannels);
+        Assert.Contains(calls.Values, v => v.OutChannels < ConvolutionGuard.MinimumSafeOutputChannels);
         Assert.All(calls, kv => Assert.True(
-            kv.Value.OutChannels < GradientSafeConvolution.MinimumSafeOutputChannels ? kv.Value.PlainCalls == 0 : kv.Value.PlainCalls == 1,
+            kv.Value.OutChannels < ConvolutionGuard.MinimumSafeOutputChannels ? kv.Value.PlainCalls == 0 : kv.Value.PlainCalls == 1,
             $"{kv.Key} ({kv.Value.OutChannels} outputs) ran plain {kv.Value.PlainCalls} time(s)"));
     }
 
@@ -99,24 +99,52 @@ public class GradientSafeConvolutionTests(ITestOutputHelper output)
         Assert.True(error < 1e-6, $"relative difference {error:E2}");
     }
 
+    /// <summary>
+    /// bfloat16 inference of every convolution shape through the guard is within bfloat16's rounding of float32
+    /// (measured 0.2-0.3% relative RMS on AMD EPYC Zen 5; unguarded, 3x3 kernels with 1-15 outputs gave 7-52% there).
+    /// </summary>
+    [Theory]
+    [InlineData(8, 1, 3)]
+    [InlineData(16, 3, 3)]
+    [InlineData(32, 8, 3)]
+    [InlineData(32, 15, 3)]
+    [InlineData(32, 16, 3)]
+    [InlineData(64, 32, 3)]
+    [InlineData(32, 1, 1)]
+    public void BFloat16Inference_IsWithinRoundingOfFloat32(int inChannels, int outChannels, int kernel)
+    {
+        var g = new Generator(43);
+        using var conv = nn.Conv2d(inChannels, outChannels, kernel, padding: kernel / 2);
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        var x = randn(new long[] { 4, inChannels, 8, 8 }, generator: g);
+        var y32 = conv.call(x);
+        conv.to(ScalarType.BFloat16);
+        Assert.Equal(outChannels < ConvolutionGuard.MinimumSafeOutputChannels, ConvolutionGuard.IsPadded(conv, ScalarType.BFloat16));
+        var y16 = ConvolutionGuard.Forward(conv, x.to(ScalarType.BFloat16)).to(ScalarType.Float32);
+        double error = (y16 - y32).square().mean().sqrt().item<float>() / y32.square().mean().sqrt().item<float>();
+        output.WriteLine($"{inChannels}->{outChannels} k{kernel}: bfloat16 relative RMS error {error:E2}");
+        Assert.True(error < 0.01, $"relative RMS error {error:E2}");
+    }
+
     [Fact]
     public void Disabled_IsPerThread()
     {
         using var conv = nn.Conv2d(4, 8, 3);
-        Assert.True(GradientSafeConvolution.IsPadded(conv));
+        Assert.True(ConvolutionGuard.IsPadded(conv));
         try
         {
-            GradientSafeConvolution.Disabled = true;
-            Assert.False(GradientSafeConvolution.IsPadded(conv));
+            ConvolutionGuard.Disabled = true;
+            Assert.False(ConvolutionGuard.IsPadded(conv));
             bool otherThread = false;
-            var thread = new Thread(() => otherThread = GradientSafeConvolution.IsPadded(conv));
+            var thread = new Thread(() => otherThread = ConvolutionGuard.IsPadded(conv));
             thread.Start();
             thread.Join();
             Assert.True(otherThread);
         }
         finally
         {
-            GradientSafeConvolution.Disabled = false;
+            ConvolutionGuard.Disabled = false;
         }
     }
 }
