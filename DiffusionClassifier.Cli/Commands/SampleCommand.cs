@@ -41,7 +41,8 @@ internal static class SampleCommand
     {
         using var loaded = ModelSource.Load(s.Model);
         int classes = loaded.Model.Config.Classes;
-        var chosen = s.Labels ?? Enumerable.Range(0, classes).ToArray();
+        // System.CommandLine gives an absent array option an empty array: that means every class.
+        var chosen = s.Labels is { Length: > 0 } given ? given : Enumerable.Range(0, classes).ToArray();
         foreach (int label in chosen)
             if (label >= classes)
                 throw new CliException($"--labels: class {label} does not exist; the model has classes 0..{classes - 1}.");

@@ -43,7 +43,7 @@ internal static class TrainCommand
         var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "Checkpoint file, written atomically at the end of every epoch, on the triggers below and on Ctrl+C. Default: <output>.checkpoint.safetensors.", HelpName = "file" };
         var every = CliOptions.Int("--checkpoint-every", "Also write the checkpoint every this many optimizer steps (0 = off).", 0, 0, "steps");
         var minutes = CliOptions.Double("--checkpoint-minutes", "Also write the checkpoint when this many minutes passed since the last one (0 = off).", defaults.CheckpointInterval.TotalMinutes, 0, "minutes");
-        var resume = new Option<bool>("--resume") { Description = "Continue the run saved in the checkpoint (its settings are used; only --epochs and the checkpoint triggers may change)." };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run saved in the checkpoint. Its settings are used; only --epochs, --threads and the checkpoint triggers may change (given on the command line, they win over the checkpoint's)." };
         var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all).", HelpName = "count" };
         limit.Validators.Add(r =>
         {
@@ -76,6 +76,7 @@ internal static class TrainCommand
                 Seed = parseResult.GetValue(seed),
                 CheckpointEverySteps = parseResult.GetValue(every),
                 CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
+                NumThreads = parseResult.GetValue(CliApp.ThreadsOption),
             };
             var settings = new Settings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
                 parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
@@ -115,6 +116,9 @@ internal static class TrainCommand
             stored.CheckpointInterval = s.Options.CheckpointInterval;
             if (s.EpochsGiven)
                 stored.Epochs = s.Options.Epochs;
+            // --threads on the command line wins over the thread count the checkpoint recorded.
+            if (s.Options.NumThreads is int threads)
+                stored.NumThreads = threads;
             trainer = DiffusionTrainer.FromCheckpoint(checkpoint, stored, logger);
         }
         else
@@ -165,7 +169,7 @@ internal static class TrainCommand
         string lossText = result!.EpochMeanLosses.Count > 0 ? I($", last epoch mean loss {result.EpochMeanLosses[^1]:F5}")
             : last is null ? "" : I($", last loss {last.Loss:F5}");
         context.Out.MarkupLine(Markup.Escape(I(
-            $"Trained {result.StepsRun} step(s) in {result.Elapsed.TotalSeconds:F1} s ({result.ImagesPerSecond:F0} images/s); {result.EpochsCompleted}/{o.Epochs} epochs done{lossText}.")));
+            $"Trained {result.StepsRun} step(s) in {result.Elapsed.TotalSeconds:F1} s ({result.ImagesPerSecond:F0} images/s, {get_num_threads()} thread(s)); {result.EpochsCompleted}/{o.Epochs} epochs done{lossText}.")));
         context.Out.MarkupLine(Markup.Escape($"Wrote {s.Output.FullName} ({(trainer.HasEma ? "EMA" : "raw")} weights); checkpoint {checkpoint}."));
         return ExitCodes.Success;
     }

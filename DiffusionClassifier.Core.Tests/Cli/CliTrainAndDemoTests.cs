@@ -56,6 +56,30 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
     }
 
     [Fact]
+    public void ThreadsGivenOnResumeWinOverTheCheckpoints()
+    {
+        string output = fixture.NewPath("threads.safetensors");
+        var first = CliRunner.Run([.. Train(output, 1), "--threads", "1"]);
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains("1 thread(s)", first.Out);
+        try
+        {
+            var second = CliRunner.Run([.. Resume(output, 2), "--threads", "2"]);
+            Assert.True(second.ExitCode == 0, second.ToString());
+            Assert.Contains("2 thread(s)", second.Out);
+        }
+        finally
+        {
+            set_num_threads(1);
+        }
+        // Without --threads, the resumed run keeps the checkpoint's.
+        var third = CliRunner.Run(Resume(output, 3));
+        Assert.True(third.ExitCode == 0, third.ToString());
+        Assert.Contains("2 thread(s)", third.Out);
+        set_num_threads(1);
+    }
+
+    [Fact]
     public void CtrlCWritesACheckpointAndExitsWithOneLine()
     {
         string output = fixture.NewPath("cancelled.safetensors");
