@@ -3,13 +3,14 @@ using System.Diagnostics;
 using DiffusionClassifier.Classification;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Tests.TestSupport;
+using DiffusionClassifier.Training;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Reliability;
 
 /// <summary>
 /// A diagnostic, not a test: <c>dotnet DiffusionClassifier.Core.Tests.dll gc-stress [predicts per thread] [threads] [l2|huber]</c>
-/// runs concurrent Predict calls on one classifier (and Sample calls on its model) while another thread forces a garbage collection every
+/// runs concurrent Predict calls on one classifier (and Sample calls on its model, and training runs) while another thread forces a garbage collection every
 /// millisecond, and prints how many calls failed and where. It measures a TorchSharp 0.107 defect (native calls
 /// failing with "Unknown scalar type" / "Expected false to be true" when a collection runs during them; see
 /// docs/reliability.md), which is too rare to assert on in the normal suite.
@@ -19,11 +20,11 @@ internal static class GcStress
     public const string Verb = "gc-stress";
 
     /// <summary>What a run observed.</summary>
-    public sealed record Result(int Predicts, int Samples, int Collections, int Failures, int Mismatches,
+    public sealed record Result(int Predicts, int Samples, int Trainings, int Collections, int Failures, int Mismatches,
         IReadOnlyDictionary<string, int> Sites, TimeSpan Elapsed)
     {
         public override string ToString() =>
-            $"{Predicts} concurrent predicts and {Samples} samples (6 steps, w = 1) with {Collections} forced collections in " +
+            $"{Predicts} concurrent predicts, {Samples} samples (6 steps, w = 1) and {Trainings} training runs (2 steps) with {Collections} forced collections in " +
             $"{Elapsed.TotalSeconds:F1} s: {Failures} failed, {Mismatches} differed from the sequential result." +
             string.Concat(Sites.OrderByDescending(p => p.Value).Select(p => $"\n  {p.Value} x {p.Key}"));
     }
@@ -99,10 +100,43 @@ internal static class GcStress
                 Interlocked.Increment(ref samples);
             }
         }))).ToArray();
+        // Two more threads train (forward and backward in train mode, Adam, EMA, label drops) and compare the weights.
+        using var trainImages = rand(new long[] { 8, 1, 8, 8 }, generator: new Generator(6));
+        using var trainLabels = arange(8L) % 10;
+        var expectedWeights = TrainRun(trainImages, trainLabels);
+        int trainings = 0;
+        threads = threads.Concat(Enumerable.Range(0, 2).Select(_ => new Thread(() =>
+        {
+            for (int k = 0; k < Math.Max(1, perThread / 8); k++)
+            {
+                try
+                {
+                    if (!TrainRun(trainImages, trainLabels).SequenceEqual(expectedWeights))
+                        Interlocked.Increment(ref mismatches);
+                }
+                catch (Exception e)
+                {
+                    Interlocked.Increment(ref failures);
+                    string site = e.StackTrace?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("DiffusionClassifier.", StringComparison.Ordinal)) ?? "?";
+                    sites.AddOrUpdate($"{e.GetType().Name}: {e.Message.Split('\n')[0]} | {site}", 1, (_, v) => v + 1);
+                }
+                Interlocked.Increment(ref trainings);
+            }
+        }))).ToArray();
         foreach (var t in threads) t.Start();
         foreach (var t in threads) t.Join();
         Volatile.Write(ref stop, true);
         collector.Join();
-        return new Result(threadCount * perThread, samples, collections, failures, mismatches, sites, clock.Elapsed);
+        return new Result(threadCount * perThread, samples, trainings, collections, failures, mismatches, sites, clock.Elapsed);
+    }
+
+    /// <summary>Two training steps of a tiny network from fixed weights and seed; the trained weights of the last layer.</summary>
+    private static float[] TrainRun(Tensor images, Tensor labels)
+    {
+        using var net = TinyModels.Create(seed: 32);
+        using var trainer = new DiffusionTrainer(net, new DdpmScheduler(50),
+            new TrainingOptions { Epochs = 1, BatchSize = 4, LearningRate = 1e-3, Seed = 5, CheckpointInterval = TimeSpan.Zero });
+        trainer.Train(new TensorTrainingData(images, labels));
+        return net.state_dict()["out.3.weight"].data<float>().ToArray();
     }
 }

@@ -39,8 +39,7 @@ public sealed class DiffusionTrainer : IDisposable
     private readonly Device device;
     private readonly bool ownsModel;
     private readonly List<(string Name, Parameter Parameter)> parameters;
-    private readonly Adam optimizer;
-    private readonly optim.ILearningRateController paramGroup;
+    private readonly AdamOptimizer optimizer;
     private readonly Generator generator;
     private ExponentialMovingAverage? ema;
     private long[]? permutation;
@@ -78,8 +77,7 @@ public sealed class DiffusionTrainer : IDisposable
         Scheduler = scheduler;
         model.to(device);
         parameters = model.named_parameters().ToList();
-        optimizer = new Adam(parameters.Select(p => p.Parameter).ToList(), this.options.LearningRate, AdamBeta1, AdamBeta2, AdamEps);
-        paramGroup = optimizer.ParamGroups.Single();
+        optimizer = new AdamOptimizer(parameters.Select(p => p.Parameter).ToList(), this.options.LearningRate, AdamBeta1, AdamBeta2, AdamEps);
         generator = new Generator(unchecked((ulong)this.options.Seed), CPU);
         if (this.options.EmaDecay > 0)
             ema = new ExponentialMovingAverage(model, this.options.EmaDecay);
@@ -215,7 +213,7 @@ public sealed class DiffusionTrainer : IDisposable
                         double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);
                         var remaining = TimeSpan.FromSeconds(seconds / stepLosses.Count * (totalSteps - globalStep));
                         progress.Report(new TrainingProgress(epoch + 1, options.Epochs, stepInEpoch, stepsPerEpoch, globalStep, totalSteps,
-                            loss, epochLossSum / stepInEpoch, paramGroup.LearningRate, imagesRun / seconds, elapsed, remaining));
+                            loss, epochLossSum / stepInEpoch, optimizer.LearningRate, imagesRun / seconds, elapsed, remaining));
                     }
 
                     if (options.CheckpointPath is { } path && stepInEpoch < stepsPerEpoch &&
@@ -262,13 +260,13 @@ public sealed class DiffusionTrainer : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var scope = NewDisposeScope();
         var extras = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var states = AdamStates();
+        var states = optimizer.States;
         for (int i = 0; i < parameters.Count; i++)
         {
             string name = parameters[i].Name;
-            extras[TrainingCheckpoint.ExpAvgPrefix + name] = states[i].exp_avg;
-            extras[TrainingCheckpoint.ExpAvgSqPrefix + name] = states[i].exp_avg_sq;
-            extras[TrainingCheckpoint.StepPrefix + name] = tensor(new[] { states[i].step });
+            extras[TrainingCheckpoint.ExpAvgPrefix + name] = states[i].ExpAvg;
+            extras[TrainingCheckpoint.ExpAvgSqPrefix + name] = states[i].ExpAvgSq;
+            extras[TrainingCheckpoint.StepPrefix + name] = tensor(new[] { states[i].Step });
         }
         if (ema is not null)
             foreach (var (key, value) in ema.Shadow)
@@ -361,7 +359,8 @@ public sealed class DiffusionTrainer : IDisposable
         using var scope = NewDisposeScope();
         var t = Scheduler.SampleTimesteps(batch, generator);
         var eps = randn(new[] { batch, c.InChannels, c.Height, c.Width }, ScalarType.Float32, generator: generator);
-        var mask = rand(new[] { batch }, ScalarType.Float32, generator: generator).lt(options.LabelDropProbability).to(ScalarType.Float32);
+        using var dropProbability = options.LabelDropProbability.ToScalar(); // held: see TorchScalars
+        var mask = rand(new[] { batch }, ScalarType.Float32, generator: generator).lt(dropProbability).to(ScalarType.Float32);
         return (t.MoveToOuterDisposeScope(), eps.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope());
     }
 
@@ -379,8 +378,8 @@ public sealed class DiffusionTrainer : IDisposable
         var xt = Scheduler.AddNoise(images, eps, t.to(device));
         var tNorm = Scheduler.NormalizeTimesteps(t).to(device);
 
-        paramGroup.LearningRate = learningRate;
-        optimizer.zero_grad();
+        optimizer.LearningRate = learningRate;
+        optimizer.ZeroGrad();
         var predicted = Model.forward(xt, labels, tNorm, mask.to(device));
         var loss = nn.functional.mse_loss(predicted, eps);
         float value = loss.item<float>();
@@ -389,7 +388,7 @@ public sealed class DiffusionTrainer : IDisposable
         loss.backward();
         if (options.GradientClipNorm > 0)
             nn.utils.clip_grad_norm_(parameters.Select(p => p.Parameter), options.GradientClipNorm);
-        optimizer.step();
+        optimizer.Step();
         ema?.Update(Model);
         return value;
     }
@@ -409,14 +408,6 @@ public sealed class DiffusionTrainer : IDisposable
         long minLabel = labels.min().item<long>(), maxLabel = labels.max().item<long>();
         if (minLabel < 0 || maxLabel >= c.Classes)
             throw new ArgumentException($"The training data returned labels from {minLabel} to {maxLabel}; they must lie in [0, {c.Classes}).", "data");
-    }
-
-    private List<Adam.State> AdamStates()
-    {
-        var states = optimizer.state_dict().State.Cast<Adam.State>().ToList();
-        if (states.Count != parameters.Count)
-            throw new InvalidOperationException($"The optimizer holds {states.Count} parameter states for {parameters.Count} parameters.");
-        return states;
     }
 
     private static TrainingOptions ReadOptions(IReadOnlyDictionary<string, string> metadata, string path)
@@ -471,7 +462,7 @@ public sealed class DiffusionTrainer : IDisposable
                 throw new InvalidDataException($"'{path}' has an inconsistent training position: {state}.");
         }
 
-        var states = AdamStates();
+        var states = optimizer.States;
         var adam = new (Tensor ExpAvg, Tensor ExpAvgSq, long Step)[parameters.Count];
         for (int i = 0; i < parameters.Count; i++)
         {
@@ -519,9 +510,9 @@ public sealed class DiffusionTrainer : IDisposable
         {
             for (int i = 0; i < parameters.Count; i++)
             {
-                states[i].exp_avg.copy_(adam[i].ExpAvg);
-                states[i].exp_avg_sq.copy_(adam[i].ExpAvgSq);
-                states[i].step = adam[i].Step;
+                states[i].ExpAvg.copy_(adam[i].ExpAvg);
+                states[i].ExpAvgSq.copy_(adam[i].ExpAvgSq);
+                states[i].Step = adam[i].Step;
             }
         }
         if (ema is not null)

@@ -1,3 +1,4 @@
+using TorchSharp;
 using DiffusionClassifier.Modules;
 using static TorchSharp.torch;
 
@@ -38,11 +39,14 @@ internal sealed class ExponentialMovingAverage : IDisposable
         double d = NextDecay;
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
+        // Held for the whole loop: see TorchScalars.
+        using var decay = d.ToScalar();
+        using var rest = (1 - d).ToScalar();
         foreach (var (key, value) in model.state_dict())
         {
             var s = shadow[key];
             if (s.is_floating_point())
-                s.mul_(d).add_(value, alpha: 1 - d);
+                s.mul_(decay).add_(value, rest);
             else
                 s.copy_(value);
         }
