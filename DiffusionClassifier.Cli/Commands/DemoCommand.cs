@@ -82,6 +82,7 @@ internal static class DemoCommand
             var options = BayesClassifierOptions.Default with { Seed = s.Seed };
             using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<BayesClassifier>());
             context.Out.MarkupLine(Markup.Escape(I($"Classifying the first {s.Count} MNIST test digits (LeCun, Cortes, Burges; CC BY-SA 3.0), N = {s.N}, default estimator: {ClassifierOptionsBinder.Describe(classifier)}.")));
+            context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}."));
             var labels = digits.Labels.data<long>().ToArray();
             var results = new List<(ImageResult, bool)>();
             ConsoleProgress.Run(context.Out, progressContext =>

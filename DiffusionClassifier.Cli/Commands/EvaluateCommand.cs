@@ -77,6 +77,7 @@ internal static class EvaluateCommand
             $"Model: {ModelSource.Describe(s.Model)} (F = {config.Features}, T = {loaded.Scheduler.NumTrainTimesteps})")));
         context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + count - 1}"));
         context.Out.MarkupLine(Markup.Escape($"Options: {optionsText}; run key {key}"));
+        context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}"));
 
         using var cache = s.Cache is null ? null : EvaluationCache.Open(s.Cache.FullName);
         if (cache is { DroppedTornBytes: > 0 })

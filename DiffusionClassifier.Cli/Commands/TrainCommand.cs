@@ -44,6 +44,14 @@ internal static class TrainCommand
         var every = CliOptions.Int("--checkpoint-every", "Also write the checkpoint every this many optimizer steps (0 = off).", 0, 0, "steps");
         var minutes = CliOptions.Double("--checkpoint-minutes", "Also write the checkpoint when this many minutes passed since the last one (0 = off).", defaults.CheckpointInterval.TotalMinutes, 0, "minutes");
         var resume = new Option<bool>("--resume") { Description = "Continue the run saved in the checkpoint. Its settings are used; only --epochs, --threads and the checkpoint triggers may change (given on the command line, they win over the checkpoint's)." };
+        var includeValidation = new Option<bool>("--include-validation")
+        {
+            Description = "Also train on the validation split (the last twelfth of train-*, 5,000 of MNIST's 60,000). By default it is left out, so that 'evaluate --split validation' measures unseen items.",
+        };
+        var validate = CliOptions.Int("--validate",
+            "At the end of every epoch, classify the first this many items of the validation split with the EMA weights (default estimator, float32, N = 20, seed 0) and append the accuracy to --curve (0 = off; 500 takes about a minute at F = 32 on 2 cores).",
+            0, 0, "count");
+        var curve = new Option<FileInfo?>("--curve") { Description = "CSV file of the learning curve written by --validate (appended to on --resume). Default: <output>.curve.csv.", HelpName = "file" };
         var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all).", HelpName = "count" };
         limit.Validators.Add(r =>
         {
@@ -53,7 +61,7 @@ internal static class TrainCommand
 
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, seed, output, checkpoint, every, minutes, resume, limit })
+        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -78,18 +86,18 @@ internal static class TrainCommand
                 CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
                 NumThreads = parseResult.GetValue(CliApp.ThreadsOption),
             };
-            var settings = new Settings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
+            var settings = new TrainCommandSettings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
                 parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
-                parseResult.GetValue(limit));
+                parseResult.GetValue(limit), parseResult.GetValue(includeValidation), parseResult.GetValue(validate), parseResult.GetValue(curve));
             return Task.FromResult(Run(context, settings, cancellationToken));
         });
         return command;
     }
 
-    private sealed record Settings(DirectoryInfo Data, int Features, TrainingOptions Options, FileInfo Output, FileInfo? Checkpoint, bool Resume,
-        string[] ExplicitOnResume, bool EpochsGiven, int? Limit);
+    internal sealed record TrainCommandSettings(DirectoryInfo Data, int Features, TrainingOptions Options, FileInfo Output, FileInfo? Checkpoint, bool Resume,
+        string[] ExplicitOnResume, bool EpochsGiven, int? Limit, bool IncludeValidation, int Validate, FileInfo? Curve);
 
-    private static int Run(CliContext context, Settings s, CancellationToken cancellationToken)
+    private static int Run(CliContext context, TrainCommandSettings s, CancellationToken cancellationToken)
     {
         string checkpoint = s.Checkpoint?.FullName ?? Path.ChangeExtension(s.Output.FullName, null) + ".checkpoint.safetensors";
         if (s.Resume && s.ExplicitOnResume.Length > 0)
@@ -99,7 +107,8 @@ internal static class TrainCommand
         if (!s.Resume && File.Exists(checkpoint))
             throw new CliException($"Checkpoint '{checkpoint}' already exists: continue that run with --resume, or delete it (or pass another --checkpoint) to start over.");
 
-        using var dataset = MnistDataset.Load(s.Data.FullName, MnistSplit.Train, new MnistDatasetOptions { Limit = s.Limit });
+        using var dataset = MnistDataset.Load(s.Data.FullName, s.IncludeValidation ? MnistSplit.Train : MnistSplit.TrainWithoutValidation,
+            new MnistDatasetOptions { Limit = s.Limit });
         var trainingData = new TensorTrainingData(dataset.Images, dataset.Labels);
         // The command reports progress, cancellation and the result itself: the trainer's own log only with --verbose.
         var logger = context.Verbose ? context.LoggerFactory.CreateLogger<DiffusionTrainer>() : null;
@@ -139,8 +148,9 @@ internal static class TrainCommand
         var o = trainer.Options;
         var c = trainer.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"Training F = {c.Features} on {dataset.Count} items from {s.Data.FullName}: {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
+            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
 
+        using var curve = s.Validate > 0 ? ValidationCurve.Open(context, s, trainer) : null;
         TrainingResult? result = null;
         TrainingProgress? last = null;
         try

@@ -16,10 +16,10 @@ internal sealed class DataSource
 
     private readonly Option<string> split = new Option<string>("--split")
     {
-        Description = "Which files of --data: test (t10k-*) or train.",
+        Description = "Which items of --data: test (t10k-*), validation (the last twelfth of train-*: items 55,000..59,999 of MNIST, which train leaves out; make choices on it, not on test) or train (all of train-*).",
         DefaultValueFactory = _ => "test",
-        HelpName = "test|train",
-    }.AcceptOnlyFromAmong("test", "train");
+        HelpName = "test|validation|train",
+    }.AcceptOnlyFromAmong("test", "validation", "train");
 
     public void AddTo(Command command)
     {
@@ -33,7 +33,12 @@ internal sealed class DataSource
         var dir = parseResult.GetValue(folder);
         if (dir is null)
             return (PretrainedModels.LoadMnistTestDigits(), $"built-in MNIST test digits 0..{PretrainedModels.MnistTestDigitCount - 1} (CC BY-SA 3.0)");
-        var which = parseResult.GetValue(split) == "train" ? MnistSplit.Train : MnistSplit.Test;
+        var which = parseResult.GetValue(split) switch
+        {
+            "train" => MnistSplit.Train,
+            "validation" => MnistSplit.Validation,
+            _ => MnistSplit.Test,
+        };
         var data = MnistDataset.Load(dir.FullName, which);
         return (data, $"{dir.FullName} ({which.ToString().ToLowerInvariant()}, {data.Count} items)");
     }

@@ -56,6 +56,37 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
     }
 
     [Fact]
+    public void TrainLeavesTheValidationSplitOutAndWritesALearningCurve()
+    {
+        string output = fixture.NewPath("curve.safetensors");
+        var run = CliRunner.Run([.. Train(output, 2), "--validate", "1"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        // 16 training items: the last twelfth (1 item) is the validation split.
+        Assert.Contains("on 15 items", run.Out);
+        string curve = Path.ChangeExtension(output, null) + ".curve.csv";
+        var lines = File.ReadAllLines(curve);
+        Assert.Equal(DiffusionClassifier.Cli.Commands.ValidationCurve.Header, lines[0]);
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("1,2,", lines[1]);
+        Assert.StartsWith("2,2,", lines[2]);
+        Assert.All(lines.Skip(1), l => Assert.Equal(8, l.Split(',').Length));
+        Assert.Contains("validation", run.Out);
+
+        // Resuming appends to the same curve.
+        var resumed = CliRunner.Run([.. Resume(output, 3), "--validate", "1"]);
+        Assert.True(resumed.ExitCode == 0, resumed.ToString());
+        Assert.Equal(4, File.ReadAllLines(curve).Length);
+
+        var all = CliRunner.Run([.. Train(fixture.NewPath("all.safetensors"), 1), "--include-validation"]);
+        Assert.True(all.ExitCode == 0, all.ToString());
+        Assert.Contains("on 16 items", all.Out);
+
+        var evaluate = CliRunner.Run("evaluate", "--model", output, "--data", fixture.DataFolder, "--split", "validation", "--n", "2");
+        Assert.True(evaluate.ExitCode == 0, evaluate.ToString());
+        Assert.Contains("(validation, 1 items)", evaluate.Out);
+    }
+
+    [Fact]
     public void ThreadsGivenOnResumeWinOverTheCheckpoints()
     {
         string output = fixture.NewPath("threads.safetensors");

@@ -44,6 +44,37 @@ public sealed class MnistDatasetTests : IDisposable
     }
 
     [Fact]
+    public void ValidationIsTheLastTwelfthOfTheTrainingFileAndTheRestIsDisjointFromIt()
+    {
+        WriteSplit(MnistSplit.Train, count: 30, seed: 4);
+        using var train = MnistDataset.Load(temp.Path, MnistSplit.Train);
+        using var fit = MnistDataset.Load(temp.Path, MnistSplit.TrainWithoutValidation);
+        using var validation = MnistDataset.Load(temp.Path, MnistSplit.Validation);
+        Assert.Equal(5000, MnistDataset.ValidationCount(60000));
+        Assert.Equal(2, MnistDataset.ValidationCount(30));
+        Assert.Equal((28, 2), (fit.Count, validation.Count));
+        using var together = cat([fit.Images, validation.Images], 0);
+        Assert.True(together.equal(train.Images).all().item<bool>());
+        using var labels = cat([fit.Labels, validation.Labels], 0);
+        Assert.True(labels.equal(train.Labels).all().item<bool>());
+        Assert.Contains("items 28..29", validation.Source);
+
+        // A limit applies within the split.
+        using var first = MnistDataset.Load(temp.Path, MnistSplit.Validation, new MnistDatasetOptions { Limit = 1 });
+        Assert.Equal(1, first.Count);
+        using var expected = validation.Images.narrow(0, 0, 1);
+        Assert.True(first.Images.equal(expected).all().item<bool>());
+    }
+
+    [Fact]
+    public void TooFewTrainingItemsForAValidationSplitIsAClearError()
+    {
+        WriteSplit(MnistSplit.Train, count: 11, seed: 4);
+        var e = Assert.Throws<InvalidDataException>(() => MnistDataset.Load(temp.Path, MnistSplit.Validation));
+        Assert.Contains("11 training item(s)", e.Message);
+    }
+
+    [Fact]
     public void CountMismatchNamesBothFiles()
     {
         WriteSplit(MnistSplit.Train, count: 5, seed: 1);

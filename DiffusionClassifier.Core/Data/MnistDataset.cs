@@ -36,7 +36,7 @@ public sealed class MnistDataset : IDisposable
     /// <param name="split">The split.</param>
     public static (string Images, string Labels) FileNames(MnistSplit split) => split switch
     {
-        MnistSplit.Train => (MnistFiles.TrainImages, MnistFiles.TrainLabels),
+        MnistSplit.Train or MnistSplit.TrainWithoutValidation or MnistSplit.Validation => (MnistFiles.TrainImages, MnistFiles.TrainLabels),
         MnistSplit.Test => (MnistFiles.TestImages, MnistFiles.TestLabels),
         _ => throw new ArgumentOutOfRangeException(nameof(split), split, "Unknown split."),
     };
@@ -59,8 +59,32 @@ public sealed class MnistDataset : IDisposable
         if (!Directory.Exists(folder))
             throw new DirectoryNotFoundException($"The MNIST folder '{folder}' does not exist.");
         var (imageName, labelName) = FileNames(split);
-        return LoadFiles(FindFile(folder, imageName), FindFile(folder, labelName), options);
+        if (split is MnistSplit.Train or MnistSplit.Test)
+            return LoadFiles(FindFile(folder, imageName), FindFile(folder, labelName), options);
+
+        // Carve the split out of the whole training file, then apply the limit within it.
+        var whole = options is null ? null : new MnistDatasetOptions
+        {
+            Classes = options.Classes, Height = options.Height, Width = options.Width, MaxPayloadBytes = options.MaxPayloadBytes,
+        };
+        using var all = LoadFiles(FindFile(folder, imageName), FindFile(folder, labelName), whole);
+        int validation = ValidationCount(all.Count);
+        if (validation < 1)
+            throw new InvalidDataException($"'{folder}' holds {all.Count} training item(s): too few for a validation split (the last twelfth).");
+        int start = split == MnistSplit.Validation ? all.Count - validation : 0;
+        int count = split == MnistSplit.Validation ? validation : all.Count - validation;
+        if (options?.Limit is int limit)
+            count = Math.Min(count, limit);
+        string name = split == MnistSplit.Validation ? "validation split" : "training split without validation";
+        return all.Slice(start, count, $"{name} (items {start}..{start + count - 1}) of {all.Source}");
     }
+
+    /// <summary>
+    /// The size of the validation split of a training file of <paramref name="trainingItems"/> items: its last twelfth,
+    /// rounded down (5,000 of MNIST's 60,000).
+    /// </summary>
+    /// <param name="trainingItems">Items in the training file.</param>
+    public static int ValidationCount(int trainingItems) => trainingItems / 12;
 
     /// <summary>Loads an explicit pair of idx files (raw or gzipped).</summary>
     /// <param name="imagesPath">An idx3 image file.</param>
@@ -196,6 +220,14 @@ public sealed class MnistDataset : IDisposable
         var img = images.narrow(0, 0, count).clone();
         var lab = labels.narrow(0, 0, count).clone();
         return new MnistDataset(img.MoveToOuterDisposeScope(), lab.MoveToOuterDisposeScope(), Classes, $"first {count} of {Source}");
+    }
+
+    private MnistDataset Slice(int start, int count, string source)
+    {
+        using var scope = NewDisposeScope();
+        var img = images.narrow(0, start, count).clone();
+        var lab = labels.narrow(0, start, count).clone();
+        return new MnistDataset(img.MoveToOuterDisposeScope(), lab.MoveToOuterDisposeScope(), Classes, source);
     }
 
     /// <summary>A new dataset holding copies of the items at <paramref name="indices"/>, in that order.</summary>

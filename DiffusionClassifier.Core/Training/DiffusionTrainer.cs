@@ -238,6 +238,7 @@ public sealed class DiffusionTrainer : IDisposable
                     SaveCheckpoint(epochPath);
                     sinceCheckpoint.Restart();
                 }
+                EpochCompleted?.Invoke(this, new EpochCompletedEventArgs(epoch, options.Epochs, mean, clock.Elapsed));
             }
         }
         finally
@@ -300,6 +301,34 @@ public sealed class DiffusionTrainer : IDisposable
         ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
         using var loaded = ModelFile.Load(checkpointPath);
         Restore(checkpointPath, loaded.Model.Config, loaded.Scheduler, loaded.Model.state_dict(), loaded.Metadata, loaded.ExtraTensors);
+    }
+
+    /// <summary>
+    /// Raised on the training thread after each completed epoch, after that epoch's checkpoint is written: for example to
+    /// evaluate <see cref="CreateModel"/> on a validation split. Time spent in handlers counts in the training time.
+    /// </summary>
+    public event EventHandler<EpochCompletedEventArgs>? EpochCompleted;
+
+    /// <summary>A new network in eval mode holding the current EMA (or raw) weights; the caller disposes it.</summary>
+    /// <param name="useEma">The EMA of the weights (as <see cref="SaveModel"/> exports by default) or the raw weights.</param>
+    /// <returns>The copy, on the trainer's device.</returns>
+    /// <exception cref="InvalidOperationException"><paramref name="useEma"/> is true but the EMA is off.</exception>
+    public ConditionalUNet CreateModel(bool useEma)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        if (useEma && ema is null)
+            throw new InvalidOperationException("The EMA of the weights is off (EmaDecay = 0); use the raw weights (useEma: false).");
+        var copy = new ConditionalUNet(Model.Config);
+        copy.to(device);
+        using (no_grad())
+        {
+            if (useEma)
+                ModelFile.CopyStateDict(copy, ema!.Shadow);
+            else
+                ModelFile.CopyStateDict(copy, Model.state_dict());
+        }
+        copy.eval();
+        return copy;
     }
 
     /// <summary>Exports the current weights as a plain model file (written atomically).</summary>
