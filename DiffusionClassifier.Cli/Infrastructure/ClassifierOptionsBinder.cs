@@ -45,7 +45,7 @@ internal sealed class ClassifierOptionsBinder
 
     private readonly Option<string?> precision = new Option<string?>("--precision")
     {
-        Description = "Override the network precision: float32, bfloat16, or auto (the preset of default: bfloat16 on CPUs with native bfloat16 arithmetic, float32 elsewhere).",
+        Description = "Override the network precision: float32, bfloat16, or auto (the preset of default: bfloat16 where a probe on this machine finds it at least 1.3x as fast as float32 and as accurate, float32 elsewhere).",
         HelpName = "auto|float32|bfloat16",
     }.AcceptOnlyFromAmong("auto", "float32", "bfloat16");
 
