@@ -37,7 +37,9 @@ public class ComparisonTests
         Assert.Equal(3, m.Samples.Length);
         Assert.Equal(3, m.CpuSamples.Length);
         Assert.InRange(m.Median, 0.045, 5);
-        Assert.InRange(m.CpuMedian, 0.0, m.Median + 0.01);
+        // Process CPU time counts every thread (JIT, GC, other work in the test process), so it may exceed the run's
+        // wall time, but never all cores for all of it: this still catches cumulative or wrongly scaled CPU times.
+        Assert.InRange(m.CpuMedian, 0.0, Environment.ProcessorCount * m.Median + 0.05);
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, -1, 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => Timing.Measure(() => { }, 0, 1, -1));
@@ -131,12 +133,18 @@ public class ComparisonTests
     public void ReferenceEstimatorIsTheArgminOfPairedMeanErrorsWhateverTheChunking()
     {
         var config = new ConditionalUNetConfig(1, 8, 10, 8, 8);
-        using var model = TinyModels.Create(config, seed: 11);
+        // An untrained network scores the classes within rounding of each other (1e-5 apart), so the argmin would be
+        // decided by each chunking's summation order. A loud one with a 10x label embedding spreads them by ~20%.
+        using var model = TinyModels.Loud(TinyModels.Create(config, seed: 11));
+        using (no_grad())
+            foreach (var (name, p) in model.named_parameters())
+                if (name.StartsWith("contextembed", StringComparison.Ordinal))
+                    p.mul_(10);
         model.eval();
         var scheduler = new DdpmScheduler(50);
         using var image = rand(new long[] { 1, 1, 8, 8 }, generator: new Generator(4));
         const int n = 6;
-        int expected;
+        var scores = new double[10];
         {
             // Independent arrangement: one batch per class holding all n pairs, drawn in the same order from the
             // same seed (timesteps first, then the noise).
@@ -147,16 +155,22 @@ public class ComparisonTests
             var eps = randn(new long[] { n, 1, 8, 8 }, generator: gen);
             var xt = scheduler.AddNoise(image.expand(n, 1, 8, 8), eps, ts);
             var tt = scheduler.NormalizeTimesteps(ts);
-            var scores = new double[10];
             for (int c = 0; c < 10; c++)
             {
                 var pred = model.forward(xt, full(new long[] { n }, c, ScalarType.Int64), tt);
                 scores[c] = (pred - eps).square().mean(new long[] { 1, 2, 3 }).mean().item<float>();
             }
-            expected = Array.IndexOf(scores, scores.Min());
         }
+        double best = scores.Min();
+        Assert.True(scores.Max() - best > 0.01 * best, $"the classes are not separated: {string.Join(", ", scores)}");
+        // Chunkings change only float32 rounding (about 1e-6 relative): the label must be the argmin, or a class
+        // within rounding of it.
         foreach (int chunk in new[] { 0, 1, 7, 10, 60 })
-            Assert.Equal(expected, ReferenceEstimator.Classify(model, scheduler, image, n, chunk, new Generator(21)));
+        {
+            int label = ReferenceEstimator.Classify(model, scheduler, image, n, chunk, new Generator(21));
+            Assert.True(scores[label] - best <= 1e-5 * best,
+                $"chunk {chunk}: label {label} scores {scores[label]:R}, but class {Array.IndexOf(scores, best)} scores {best:R}");
+        }
         Assert.Throws<ArgumentOutOfRangeException>(() => ReferenceEstimator.Classify(model, scheduler, image, 0, 1, new Generator(1)));
     }
 }

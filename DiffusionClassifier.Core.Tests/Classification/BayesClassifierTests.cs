@@ -14,6 +14,10 @@ public class BayesClassifierTests(ITestOutputHelper output)
 
     private static readonly PruningSchedule PaperSchedule = PruningSchedule.FromSampleCounts(new[] { 10, 50 }, new[] { 2, 1 });
 
+    // The Default preset pinned to float32: its Auto precision is measured per machine (bfloat16 on some), and these
+    // tests are about the estimator, with float32 tolerances.
+    private static readonly BayesClassifierOptions Default32 = BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 };
+
     private static Tensor Images(int count, long seed = 5) =>
         rand(new long[] { count, 1, 8, 8 }, generator: new Generator((ulong)seed));
 
@@ -42,7 +46,7 @@ public class BayesClassifierTests(ITestOutputHelper output)
     {
         using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(3);
-        foreach (var baseOptions in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default })
+        foreach (var baseOptions in new[] { BayesClassifierOptions.Reference, Default32 })
         {
             using var plain = new BayesClassifier(model, Scheduler, baseOptions with { ShareTrunk = false, ChunkSize = 50 });
             using var shared = new BayesClassifier(model, Scheduler, baseOptions with { ShareTrunk = true, ChunkSize = 50 });
@@ -89,15 +93,15 @@ public class BayesClassifierTests(ITestOutputHelper output)
     {
         using var model = BayesClassifierReferenceTests.LoudModel();
         using var image = Images(1);
-        using var a = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { Seed = 42 });
-        using var b = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { Seed = 42 });
+        using var a = new BayesClassifier(model, Scheduler, Default32 with { Seed = 42 });
+        using var b = new BayesClassifier(model, Scheduler, Default32 with { Seed = 42 });
         var first = a.Predict(image, 10);
         AssertIdentical(first, a.Predict(image, 10));
         AssertIdentical(first, b.Predict(image, 10));
         AssertIdentical(first, a.Predict(image, 10, seed: 42));
         var other = a.Predict(image, 10, seed: 43);
         Assert.NotEqual(first.MeanErrors, other.MeanErrors);
-        using var c = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default with { Seed = 43 });
+        using var c = new BayesClassifier(model, Scheduler, Default32 with { Seed = 43 });
         AssertIdentical(other, c.Predict(image, 10));
     }
 
@@ -107,7 +111,7 @@ public class BayesClassifierTests(ITestOutputHelper output)
         using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(5);
         var seeds = new long[] { 3, 1, 4, 1, 5 };
-        foreach (var options in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default with { ChunkSize = 64 } })
+        foreach (var options in new[] { BayesClassifierOptions.Reference, Default32 with { ChunkSize = 64 } })
         {
             using var classifier = new BayesClassifier(model, Scheduler, options);
             var batch = classifier.PredictBatch(images, 20);
@@ -126,7 +130,7 @@ public class BayesClassifierTests(ITestOutputHelper output)
     {
         using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(8);
-        using var classifier = new BayesClassifier(model, Scheduler, BayesClassifierOptions.Default);
+        using var classifier = new BayesClassifier(model, Scheduler, Default32);
         var sequential = new ClassPrediction[8][];
         for (int i = 0; i < 8; i++)
         {
@@ -352,7 +356,9 @@ public class BayesClassifierTests(ITestOutputHelper output)
         using var images = Images(3);
         using var image = images[0];
         var pixels = new float[64];
-        foreach (var options in new[] { BayesClassifierOptions.Reference, BayesClassifierOptions.Default, BayesClassifierOptions.Default with { ErrorMetric = ErrorMetric.Huber } })
+        // Both precisions explicitly, so that every machine covers both paths whatever Auto picks there.
+        foreach (var options in new[] { BayesClassifierOptions.Reference, Default32, Default32 with { ErrorMetric = ErrorMetric.Huber },
+                     BayesClassifierOptions.Default with { Precision = InferencePrecision.BFloat16 } })
         {
             using var classifier = new BayesClassifier(model, Scheduler, options with { ChunkSize = 16 });
             classifier.Predict(image, 3); // warm-up: lazily created tensors are not leaks

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using DiffusionClassifier.Imaging;
+using DiffusionClassifier.Tests.TestSupport;
 using SkiaSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
@@ -12,7 +13,8 @@ namespace DiffusionClassifier.Tests.Imaging;
 /// only an <see cref="InvalidDataException"/> or a correct [1, 1, 28, 28] tensor in [0, 1] may come out. Half of the
 /// PNG mutants get their chunk CRCs recomputed, so that the damage reaches the header fields and the zlib stream
 /// instead of stopping at the CRC check. Iterations per file: <c>DC_FUZZ_ITERATIONS</c> (default
-/// <see cref="DefaultIterations"/>); seed: <c>DC_FUZZ_SEED</c>.
+/// <see cref="DefaultIterations"/>); seed: <c>DC_FUZZ_SEED</c> (default fixed). Each mutant's seed depends only on the
+/// seed, the file kind and the iteration, so a failure replays in any process.
 /// </summary>
 public sealed class ImageIOFuzzTests(ITestOutputHelper output)
 {
@@ -52,7 +54,7 @@ public sealed class ImageIOFuzzTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < iterations; i++)
         {
-            var rng = new Random(HashCode.Combine(Seed, kind.Length, i) ^ i);
+            var rng = new Random(StableSeed.For(Seed, kind, i));
             var (bytes, what) = Mutate(valid, rng);
             if (kind != "jpeg" && rng.Next(2) == 0)
             {
@@ -77,11 +79,11 @@ public sealed class ImageIOFuzzTests(ITestOutputHelper output)
             {
                 string saved = Path.Combine(Path.GetTempPath(), $"dc-image-fuzz-{kind.Replace(' ', '-')}-{i}.bin");
                 File.WriteAllBytes(saved, bytes);
-                throw new Xunit.Sdk.XunitException($"iteration {i} ({what}) threw {e.GetType().Name}: {e.Message}; input saved to {saved}\n{e}");
+                throw new Xunit.Sdk.XunitException($"{kind} iteration {i} (DC_FUZZ_SEED={Seed}; {what}) threw {e.GetType().Name}: {e.Message}; input saved to {saved}\n{e}");
             }
         }
-        output.WriteLine($"{kind}: {iterations} mutants in {clock.Elapsed.TotalSeconds:F2} s: {decoded} decoded, {refused} refused (InvalidDataException).");
-        Assert.True(refused > iterations / 10, $"only {refused} of {iterations} refused: the mutations are too mild");
+        output.WriteLine($"{kind} (DC_FUZZ_SEED={Seed}): {iterations} mutants in {clock.Elapsed.TotalSeconds:F2} s: {decoded} decoded, {refused} refused (InvalidDataException).");
+        Assert.True(refused > iterations / 10, $"only {refused} of {iterations} refused (DC_FUZZ_SEED={Seed}): the mutations are too mild");
     }
 
     /// <summary>1-3 of: bit flips, byte overwrites, truncation, insertion, deletion, duplication of a range.</summary>

@@ -26,14 +26,6 @@ public class SerializationFuzzTests(ITestOutputHelper output)
     private static int Seed =>
         int.TryParse(Environment.GetEnvironmentVariable("DC_FUZZ_SEED"), out int s) ? s : 20261129;
 
-    /// <summary>A per-iteration seed that is the same in every process (string.GetHashCode and HashCode are not).</summary>
-    internal static int IterationSeed(int seed, string name, int iteration)
-    {
-        uint h = 2166136261;
-        foreach (char ch in name) h = (h ^ ch) * 16777619;
-        return (int)(h ^ (uint)seed * 2654435761u ^ (uint)iteration * 40503u);
-    }
-
     // Bytes that matter to JSON, pickles and length fields.
     private const string Interesting = "\0\u0001\u00ff\u007f\u0080{}[]\",:0123456789-e.\\qhrjXKMJtR}u(.";
 
@@ -113,7 +105,7 @@ public class SerializationFuzzTests(ITestOutputHelper output)
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < iterations; i++)
         {
-            var rng = new Random(IterationSeed(Seed, name, i));
+            var rng = new Random(StableSeed.For(Seed, name, i));
             var (bytes, what) = Mutate(original, hotEnd, hot, rng);
             try
             {
@@ -129,10 +121,10 @@ public class SerializationFuzzTests(ITestOutputHelper output)
             {
                 string saved = Path.Combine(Path.GetTempPath(), $"dc-fuzz-{name.Replace(' ', '-')}-{Seed}-{i}.bin");
                 File.WriteAllBytes(saved, bytes);
-                Assert.Fail($"{name} iteration {i} (seed {Seed}; {what}; input saved to {saved}) threw {e}");
+                Assert.Fail($"{name} iteration {i} (DC_FUZZ_SEED={Seed}; {what}; input saved to {saved}) threw {e}");
             }
         }
-        output.WriteLine($"{name}: {iterations} mutations in {sw.Elapsed.TotalSeconds:F1} s: {loaded} loaded, {refused} refused (InvalidDataException)");
+        output.WriteLine($"{name} (DC_FUZZ_SEED={Seed}): {iterations} mutations in {sw.Elapsed.TotalSeconds:F1} s: {loaded} loaded, {refused} refused (InvalidDataException)");
         return (loaded, refused);
     }
 
@@ -148,8 +140,8 @@ public class SerializationFuzzTests(ITestOutputHelper output)
         {
             using var model = ModelFile.Read(new MemoryStream(bytes), sourceName: "fuzz.safetensors");
         });
-        Assert.True(refused > Iterations / 2, $"only {refused} refused");
-        Assert.True(loaded > 0, "no mutation kept a loadable file (mutations of tensor data should)");
+        Assert.True(refused > Iterations / 2, $"only {refused} refused (DC_FUZZ_SEED={Seed})");
+        Assert.True(loaded > 0, $"no mutation kept a loadable file (mutations of tensor data should; DC_FUZZ_SEED={Seed})");
     }
 
     [Fact]
@@ -160,7 +152,7 @@ public class SerializationFuzzTests(ITestOutputHelper output)
         {
             using var sd = PyTorchCheckpoint.ReadStateDict(new MemoryStream(bytes), "fuzz.pth");
         });
-        Assert.True(refused > Iterations / 2, $"only {refused} refused");
+        Assert.True(refused > Iterations / 2, $"only {refused} refused (DC_FUZZ_SEED={Seed})");
         _ = loaded;
     }
 
@@ -187,7 +179,7 @@ public class SerializationFuzzTests(ITestOutputHelper output)
         {
             using var sd = PyTorchCheckpoint.ReadStateDict(new MemoryStream(CheckpointZip.Create(bytes, storages, root: "views")), "fuzz.pth");
         });
-        Assert.True(refused > Iterations / 2, $"only {refused} refused");
-        Assert.True(loaded > 0, "no mutation kept a readable pickle (e.g. a changed key letter should)");
+        Assert.True(refused > Iterations / 2, $"only {refused} refused (DC_FUZZ_SEED={Seed})");
+        Assert.True(loaded > 0, $"no mutation kept a readable pickle (e.g. a changed key letter should; DC_FUZZ_SEED={Seed})");
     }
 }
