@@ -143,7 +143,8 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
                 classifier.Predict(pixels, 4);
                 classifier.PredictBatch(batch, 4);
             }
-            // Not GuidedSampler yet: TorchSharp's arange(long) overload, which it calls once per step, leaves 3.
+            var sampler = new GuidedSampler(model, new DdpmScheduler(6), new GuidedSamplerOptions { GuidanceWeight = 1 });
+            using (sampler.Sample(new[] { 1, 2 })) { }
             using (var first = batch[0])
             using (var loaded = ImageIO.LoadImage(new MemoryStream(ImageIO.EncodePng(first)), 28, 28, invert: true)) { }
             int count = finalized.Drain();

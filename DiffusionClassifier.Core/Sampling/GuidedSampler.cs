@@ -246,7 +246,9 @@ public sealed class GuidedSampler
             else
             {
                 // First half conditional (mask 0), second half unconditional (mask 1), sharing the trunk.
-                var rows = arange(n, ScalarType.Int64, x.device).repeat(2);
+                // arange(n) would build three temporary Scalars (see TorchScalars): hold them.
+                using var end = n.ToScalar();
+                var rows = arange(TorchScalars.Zero, end, TorchScalars.One, ScalarType.Int64, x.device).repeat(2);
                 using var doubled = trunk.Select(rows);
                 var mask = cat([zeros(n, x.dtype, x.device), ones(n, x.dtype, x.device)]);
                 var both = model.Head(doubled, cat([cc, cc]), full(new[] { 2 * n }, tScalar, x.dtype, x.device), mask);
