@@ -315,15 +315,15 @@ public class BayesClassifierTests(ITestOutputHelper output)
         var a = f32.PredictBatch(images, 10);
         var b = bf16.PredictBatch(images, 10);
         Assert.Equal(ScalarType.Float32, model.parameters().First().dtype); // the caller's model is untouched
-        // bfloat16 rounds to 8 bits: its mean errors differ from float32 by a few percent (measured 2026-12-04: up to
-        // 6.5% on AMD EPYC Zen 5 on an unscaled network, under 5% on Intel Xeon with AMX), and it runs the same
-        // estimator: the same draw, so the per-class errors move together.
+        // bfloat16 rounds to 8 bits: the network's output is off by about 1% (BenchmarkSmokeTests) and these mean
+        // errors by 0.17% (AMD EPYC Zen 5, 2026-12-04, with ConvolutionGuard; 6.5% before it, from the bfloat16
+        // convolution defect). The bound leaves 30x room for rounding and still catches that defect.
         for (int i = 0; i < 2; i++)
         {
             Assert.Equal(1.0, b[i].Probabilities.Sum(), 1e-12);
             var relative = Enumerable.Range(0, 10).Select(c => Math.Abs(b[i].MeanErrors[c] / a[i].MeanErrors[c] - 1)).ToArray();
             output.WriteLine($"image {i}: bfloat16 vs float32 mean errors, largest relative difference {relative.Max():E2}");
-            Assert.All(relative, r => Assert.True(r < 0.15, $"relative difference {r:E2}"));
+            Assert.All(relative, r => Assert.True(r < 0.05, $"relative difference {r:E2}"));
         }
 
         // L1 and Huber against the L2 run's draw: |d| and huber(d) computed here from the same eps.

@@ -56,6 +56,12 @@ internal static class GcStress
         int failures = 0, mismatches = 0, collections = 0;
         var sites = new ConcurrentDictionary<string, int>();
         bool stop = false;
+        void Record(Exception e)
+        {
+            Interlocked.Increment(ref failures);
+            string site = e.StackTrace?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("DiffusionClassifier.", StringComparison.Ordinal)) ?? "?";
+            sites.AddOrUpdate($"{e.GetType().Name}: {e.Message.Split('\n')[0]} | {site}", 1, (_, v) => v + 1);
+        }
         var collector = new Thread(() =>
         {
             while (!Volatile.Read(ref stop)) { GC.Collect(); collections++; Thread.Sleep(1); }
@@ -74,9 +80,7 @@ internal static class GcStress
                 }
                 catch (Exception e)
                 {
-                    Interlocked.Increment(ref failures);
-                    string site = e.StackTrace?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("DiffusionClassifier.", StringComparison.Ordinal)) ?? "?";
-                    sites.AddOrUpdate($"{e.GetType().Name}: {e.Message.Split('\n')[0]} | {site}", 1, (_, v) => v + 1);
+                    Record(e);
                 }
             }
         })).ToArray();
@@ -98,9 +102,7 @@ internal static class GcStress
                 }
                 catch (Exception e)
                 {
-                    Interlocked.Increment(ref failures);
-                    string site = e.StackTrace?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("DiffusionClassifier.", StringComparison.Ordinal)) ?? "?";
-                    sites.AddOrUpdate($"{e.GetType().Name}: {e.Message.Split('\n')[0]} | {site}", 1, (_, v) => v + 1);
+                    Record(e);
                 }
                 Interlocked.Increment(ref samples);
             }
@@ -121,9 +123,7 @@ internal static class GcStress
                 }
                 catch (Exception e)
                 {
-                    Interlocked.Increment(ref failures);
-                    string site = e.StackTrace?.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.Contains("DiffusionClassifier.", StringComparison.Ordinal)) ?? "?";
-                    sites.AddOrUpdate($"{e.GetType().Name}: {e.Message.Split('\n')[0]} | {site}", 1, (_, v) => v + 1);
+                    Record(e);
                 }
                 Interlocked.Increment(ref trainings);
             }

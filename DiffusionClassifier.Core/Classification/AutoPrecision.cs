@@ -48,12 +48,10 @@ internal static class AutoPrecision
     private static string Key(ConditionalUNet model, DdpmScheduler scheduler)
     {
         using var _ = no_grad();
+        using var scope = NewDisposeScope();
         double fingerprint = 0;
         foreach (var p in model.parameters())
-        {
-            using var sum = p.detach().to(ScalarType.Float64).abs().sum();
-            fingerprint = fingerprint * 31 + sum.item<double>();
-        }
+            fingerprint = fingerprint * 31 + p.detach().to(ScalarType.Float64).abs().sum().item<double>();
         return string.Create(CultureInfo.InvariantCulture,
             $"{model.Config}|{scheduler.NumTrainTimesteps}|{get_num_threads()}|{fingerprint:R}");
     }
