@@ -64,7 +64,9 @@ internal static class ClassifyCommand
 
         using var scope = NewDisposeScope();
         var (images, names, truth) = s.Idx is null ? LoadFiles(s, config.Width, config.Height) : LoadIdx(s, config.Width, config.Height);
-        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>());
+        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
+            calibration: loaded.Calibration);
+        context.Out.MarkupLine(Markup.Escape(ClassifierOptionsBinder.DescribeTemperature(classifier) + "."));
 
         IReadOnlyList<ClassPrediction> predictions = [];
         var watch = System.Diagnostics.Stopwatch.StartNew();

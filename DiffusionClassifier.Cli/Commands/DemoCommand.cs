@@ -80,9 +80,11 @@ internal static class DemoCommand
         if (s.Count > 0)
         {
             var options = BayesClassifierOptions.Default with { Seed = s.Seed };
-            using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<BayesClassifier>());
+            using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
+                calibration: loaded.Calibration);
             context.Out.MarkupLine(Markup.Escape(I($"Classifying the first {s.Count} MNIST test digits (LeCun, Cortes, Burges; CC BY-SA 3.0), N = {s.N}, default estimator: {ClassifierOptionsBinder.Describe(classifier)}.")));
             context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}."));
+            context.Out.MarkupLine(Markup.Escape(ClassifierOptionsBinder.DescribeTemperature(classifier) + "."));
             var labels = digits.Labels.data<long>().ToArray();
             var results = new List<(ImageResult, bool)>();
             ConsoleProgress.Run(context.Out, progressContext =>
@@ -92,12 +94,11 @@ internal static class DemoCommand
                     (indices, predictions, seconds) =>
                     {
                         for (int j = 0; j < indices.Count; j++)
-                            results.Add((new ImageResult("demo", indices[j], s.N, (int)labels[indices[j]], predictions[j].Label, predictions[j].Confidence,
-                                predictions[j].NetworkEvaluations, predictions[j].EquivalentFullEvaluations, seconds / indices.Count), false));
+                            results.Add((ImageResult.From("demo", indices[j], s.N, (int)labels[indices[j]], predictions[j], seconds / indices.Count), false));
                         task.Increment(indices.Count);
                     }, cancellationToken);
             });
-            var summary = EvaluationSummary.From(s.N, config.Classes, results);
+            var summary = EvaluationSummary.From(s.N, config.Classes, results, classifier.Temperature);
             context.Out.Write(Tables.Summary([summary]));
             context.Out.Write(Tables.Confusion(summary.Confusion, I($"Confusion matrix (rows: true digit, columns: predicted), N = {s.N}")));
             context.Out.MarkupLine(I($"Accuracy [bold]{100 * summary.Accuracy:F1}%[/] on {summary.Images} digits, {summary.ImagesPerSecond:F1} images/s, {summary.EvaluationsPerImage:F1} network evaluations per image ({summary.FullEquivalentsPerImage:F1} full-network equivalents; the reference estimator spends {s.N * config.Classes})."));

@@ -69,15 +69,17 @@ internal static class EvaluateCommand
         var indices = Enumerable.Range(s.Offset, count).ToArray();
         var labels = dataset.Labels.data<long>().ToArray();
 
-        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>());
+        using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
+            calibration: loaded.Calibration);
         string optionsText = ClassifierOptionsBinder.Describe(classifier);
-        string key = EvaluationCache.ComputeKey(ModelSource.Fingerprint(s.Model), DataSource.Fingerprint(dataset), optionsText);
+        string key = EvaluationCache.ComputeKey(ModelSource.Fingerprint(loaded), DataSource.Fingerprint(dataset), optionsText);
         var config = loaded.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"Model: {ModelSource.Describe(s.Model)} (F = {config.Features}, T = {loaded.Scheduler.NumTrainTimesteps})")));
         context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + count - 1}"));
         context.Out.MarkupLine(Markup.Escape($"Options: {optionsText}; run key {key}"));
         context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}"));
+        context.Out.MarkupLine(Markup.Escape(ClassifierOptionsBinder.DescribeTemperature(classifier)));
 
         using var cache = s.Cache is null ? null : EvaluationCache.Open(s.Cache.FullName);
         if (cache is { DroppedTornBytes: > 0 })
@@ -98,8 +100,7 @@ internal static class EvaluateCommand
                     var task = progressContext.AddTask(string.Create(CultureInfo.InvariantCulture, $"N = {n}: {missing.Length} images"), maxValue: missing.Length);
                     BatchClassification.Run(classifier, dataset.Images, missing, n, s.Batch, (batchIndices, predictions, seconds) =>
                     {
-                        var fresh = batchIndices.Select((index, j) => new ImageResult(key, index, n, (int)labels[index], predictions[j].Label,
-                            predictions[j].Confidence, predictions[j].NetworkEvaluations, predictions[j].EquivalentFullEvaluations,
+                        var fresh = batchIndices.Select((index, j) => ImageResult.From(key, index, n, (int)labels[index], predictions[j],
                             seconds / batchIndices.Count)).ToArray();
                         cache?.Append(fresh);
                         foreach (var r in fresh)
@@ -108,7 +109,7 @@ internal static class EvaluateCommand
                     }, cancellationToken);
                 });
             }
-            summaries.Add(EvaluationSummary.From(n, classes, indices.Select(i => results[i])));
+            summaries.Add(EvaluationSummary.From(n, classes, indices.Select(i => results[i]), classifier.Temperature));
         }
 
         context.Out.Write(Tables.Summary(summaries));
@@ -135,10 +136,10 @@ internal static class EvaluateCommand
         }
         if (s.Csv is not null)
         {
-            var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,median_seconds_per_image,evaluations_per_image,full_equivalents_per_image\n");
+            var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,median_seconds_per_image,evaluations_per_image,full_equivalents_per_image,temperature,ece,nll,paper_ece\n");
             foreach (var x in summaries)
                 text.Append(string.Create(CultureInfo.InvariantCulture,
-                    $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.MedianSecondsPerImage:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R}\n"));
+                    $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.MedianSecondsPerImage:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R},{x.Temperature:R},{x.ExpectedCalibrationError:R},{x.NegativeLogLikelihood:R},{x.PaperExpectedCalibrationError:R}\n"));
             AtomicFile.WriteAllBytes(s.Csv.FullName, Encoding.UTF8.GetBytes(text.ToString()));
             context.Out.MarkupLine(Markup.Escape($"Wrote {s.Csv.FullName}"));
         }

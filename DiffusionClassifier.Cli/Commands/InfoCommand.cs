@@ -59,10 +59,11 @@ internal static class InfoCommand
         Row("FLOPs / forward", I($"{config.ForwardFlops() / 1e9:F3} GFLOP per image (trunk {config.TrunkFlops() / 1e9:F3}, head {config.HeadFlops() / 1e9:F3})"));
         foreach (var (key, value) in loaded.Metadata.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
-            if (key is ModelFile.FormatKey or ModelFile.FormatVersionKey or ModelFile.ConfigKey or ModelFile.ScheduleKey)
+            if (ModelFile.IsReserved(key))
                 continue;
             Row(key, value.Length > 400 ? value[..400] + "..." : value);
         }
+        Row("Calibration", loaded.Calibration?.ToString() ?? "none (probabilities are the paper's posterior, temperature 1)");
         if (loaded.ExtraTensors.Count > 0)
             Row("Extra tensors", I($"{loaded.ExtraTensors.Count} (training state: optimizer, EMA, generator)"));
         // What the default classifier runs on this machine (Auto is measured here, once per process).

@@ -60,6 +60,27 @@ internal sealed class EvaluationSummary
     [JsonPropertyName("cached")]
     public int Cached { get; private set; }
 
+    /// <summary>The temperature of the probabilities behind <see cref="ExpectedCalibrationError"/> and
+    /// <see cref="NegativeLogLikelihood"/>.</summary>
+    [JsonPropertyName("temperature")]
+    public double Temperature { get; private set; } = 1;
+
+    /// <summary>Top-1 ECE (15 bins) at <see cref="Temperature"/>; null when an item's cache line has no scores.</summary>
+    [JsonPropertyName("ece")]
+    public double? ExpectedCalibrationError { get; private set; }
+
+    /// <summary>Mean negative log-likelihood of the true labels at <see cref="Temperature"/>; null without scores.</summary>
+    [JsonPropertyName("nll")]
+    public double? NegativeLogLikelihood { get; private set; }
+
+    /// <summary>Mean top-1 probability at <see cref="Temperature"/>; null without scores.</summary>
+    [JsonPropertyName("mean_confidence")]
+    public double? MeanConfidence { get; private set; }
+
+    /// <summary>ECE of the paper's posterior (temperature 1), from the stored confidences.</summary>
+    [JsonPropertyName("paper_ece")]
+    public double PaperExpectedCalibrationError { get; private set; }
+
     /// <summary>Confusion[true][predicted] counts.</summary>
     [JsonPropertyName("confusion")]
     public int[][] Confusion { get; }
@@ -67,13 +88,22 @@ internal sealed class EvaluationSummary
     private long evaluations;
     private double fullEquivalents;
 
-    /// <summary>Totals of <paramref name="results"/>, all for sample count <paramref name="n"/>.</summary>
-    public static EvaluationSummary From(int n, int classes, IEnumerable<(ImageResult Result, bool FromCache)> results)
+    /// <summary>Totals of <paramref name="results"/>, all for sample count <paramref name="n"/>, with the calibration
+    /// metrics of the probabilities at <paramref name="temperature"/>.</summary>
+    public static EvaluationSummary From(int n, int classes, IEnumerable<(ImageResult Result, bool FromCache)> results, double temperature = 1)
     {
-        var summary = new EvaluationSummary(n, classes);
+        var summary = new EvaluationSummary(n, classes) { Temperature = temperature };
         var times = new List<double>();
+        var paper = new List<(double Confidence, bool Correct)>();
+        var scored = new List<(double[] Scores, int Label)>();
+        bool allScored = true;
         foreach (var (r, fromCache) in results)
         {
+            paper.Add((r.Confidence, r.Correct));
+            if (r.Scores is { } scores && scores.Length == classes)
+                scored.Add((scores, r.Label));
+            else
+                allScored = false;
             times.Add(r.Seconds);
             summary.Images++;
             if (r.Correct) summary.Correct++;
@@ -85,6 +115,14 @@ internal sealed class EvaluationSummary
             else summary.Computed++;
         }
         summary.MedianSecondsPerImage = Statistics.Median(times);
+        summary.PaperExpectedCalibrationError = CalibrationMetrics.ExpectedCalibrationError(paper);
+        if (allScored && scored.Count > 0)
+        {
+            var outcomes = CalibrationMetrics.TopOne(scored, temperature);
+            summary.ExpectedCalibrationError = CalibrationMetrics.ExpectedCalibrationError(outcomes);
+            summary.NegativeLogLikelihood = CalibrationMetrics.NegativeLogLikelihood(scored, temperature);
+            summary.MeanConfidence = outcomes.Average(o => o.Confidence);
+        }
         return summary;
     }
 }

@@ -61,8 +61,19 @@ internal sealed class ClassifierOptionsBinder
         HelpName = "seed",
     };
 
+    private readonly Option<string?> temperature = new("--temperature")
+    {
+        Description = "Temperature of the reported probabilities, softmax(-scores / T): 'model' (preset: the model file's fitted calibration, or 1 without one), 'paper' (1: the paper's posterior) or a positive number. Labels do not depend on it.",
+        HelpName = "model|paper|T",
+    };
+
     public ClassifierOptionsBinder()
     {
+        temperature.Validators.Add(r =>
+        {
+            if (r.Tokens.Count == 1 && ParseTemperature(r.Tokens[0].Value) is { Valid: false })
+                r.AddError($"--temperature must be 'model', 'paper' or a finite number in [{ProbabilityCalibration.MinTemperature}, {ProbabilityCalibration.MaxTemperature}] but is '{r.Tokens[0].Value}'.");
+        });
         chunkSize.Validators.Add(r =>
         {
             if (CliOptions.TryGetValue(r, out int? value) && value is int v && (v < 1 || v > BayesClassifierOptions.MaxChunkSize))
@@ -73,7 +84,7 @@ internal sealed class ClassifierOptionsBinder
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, metric, precision, chunkSize, seed })
+        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, metric, precision, chunkSize, seed, temperature })
             command.Options.Add(option);
     }
 
@@ -95,6 +106,8 @@ internal sealed class ClassifierOptionsBinder
             options = options with { ChunkSize = c };
         if (parseResult.GetValue(seed) is long s)
             options = options with { Seed = s };
+        if (parseResult.GetValue(temperature) is string text)
+            options = options with { Temperature = ParseTemperature(text).Value };
         options.Validate();
         return options;
     }
@@ -109,6 +122,27 @@ internal sealed class ClassifierOptionsBinder
         var options = classifier.Options;
         return string.Create(CultureInfo.InvariantCulture,
             $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={classifier.Precision}, seed={options.Seed}");
+    }
+
+    /// <summary>The temperature in effect and where it comes from, for output.</summary>
+    public static string DescribeTemperature(BayesClassifier classifier) =>
+        classifier.Options.Temperature is not null
+            ? string.Create(CultureInfo.InvariantCulture, $"Probabilities: temperature {classifier.Temperature:G4} (--temperature)")
+            : classifier.Calibration is { } calibration
+                ? $"Probabilities: the model's calibration, {calibration}"
+                : "Probabilities: temperature 1 (the paper's posterior; the model file has no calibration)";
+
+    /// <summary>'model' (null), 'paper' (1) or a number in range.</summary>
+    private static (bool Valid, double? Value) ParseTemperature(string text)
+    {
+        text = text.Trim();
+        if (text.Equals("model", StringComparison.OrdinalIgnoreCase))
+            return (true, null);
+        if (text.Equals("paper", StringComparison.OrdinalIgnoreCase))
+            return (true, 1.0);
+        bool ok = double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double t) && double.IsFinite(t)
+            && t >= ProbabilityCalibration.MinTemperature && t <= ProbabilityCalibration.MaxTemperature;
+        return (ok, ok ? t : null);
     }
 
     /// <summary>

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Security.Cryptography;
+using System.Text;
 using DiffusionClassifier.Pretrained;
 using DiffusionClassifier.Serialization;
 
@@ -28,11 +30,26 @@ internal static class ModelSource
         }
     }
 
-    /// <summary>SHA-256 of the model file (or of the built-in one): identifies the model in the evaluation cache key.</summary>
-    public static string Fingerprint(FileInfo? file)
+    /// <summary>
+    /// SHA-256 of what decides a model's predictions: its architecture, schedule and every state_dict tensor (name,
+    /// dtype, shape, bytes). It identifies the model in the evaluation cache key. The file's other metadata, and in
+    /// particular its calibration, are left out: a temperature changes no score, so calibrating a model keeps its
+    /// cached results.
+    /// </summary>
+    public static string Fingerprint(LoadedModel loaded)
     {
-        using var stream = file is null ? PretrainedModels.OpenMnistDefault() : file.OpenRead();
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        void Text(string text) => hash.AppendData(Encoding.UTF8.GetBytes(text + "\n"));
+        var scheduler = loaded.Scheduler;
+        Text(System.Text.Json.JsonSerializer.Serialize(loaded.Model.Config));
+        Text(string.Create(CultureInfo.InvariantCulture, $"{scheduler.NumTrainTimesteps} {scheduler.BetaStart:R} {scheduler.BetaEnd:R}"));
+        foreach (var (name, tensor) in loaded.Model.state_dict())
+        {
+            Text($"{name} {tensor.dtype} [{string.Join(",", tensor.shape)}]");
+            hash.AppendData(tensor.cpu().contiguous().bytes);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>How to name the model in output.</summary>

@@ -18,12 +18,18 @@ internal static class Tables
             .AddColumn(new TableColumn("images/s").RightAligned())
             .AddColumn(new TableColumn("median s/image").RightAligned())
             .AddColumn(new TableColumn("evaluations/image").RightAligned())
-            .AddColumn(new TableColumn("full-net equiv./image").RightAligned());
+            .AddColumn(new TableColumn("full-net equiv./image").RightAligned())
+            .AddColumn(new TableColumn("ECE (T)").RightAligned())
+            .AddColumn(new TableColumn("NLL").RightAligned())
+            .AddColumn(new TableColumn("ECE (paper)").RightAligned());
         foreach (var s in summaries)
         {
             table.AddRow(
                 I($"{s.N}"), I($"{s.Images}"), I($"{100 * s.Accuracy:F2}% ({s.Correct}/{s.Images})"), Time(s.Seconds),
-                I($"{s.ImagesPerSecond:F2}"), I($"{s.MedianSecondsPerImage:F3}"), I($"{s.EvaluationsPerImage:F1}"), I($"{s.FullEquivalentsPerImage:F1}"));
+                I($"{s.ImagesPerSecond:F2}"), I($"{s.MedianSecondsPerImage:F3}"), I($"{s.EvaluationsPerImage:F1}"), I($"{s.FullEquivalentsPerImage:F1}"),
+                s.ExpectedCalibrationError is double ece ? I($"{ece:F4} ({s.Temperature:G3})") : "-",
+                s.NegativeLogLikelihood is double nll ? I($"{nll:F4}") : "-",
+                I($"{s.PaperExpectedCalibrationError:F4}"));
         }
         return table;
     }

@@ -55,15 +55,21 @@ public sealed class BayesClassifier : IDisposable
     /// <param name="options">The estimator; null uses <see cref="BayesClassifierOptions.Default"/>. Validated here.</param>
     /// <param name="logger">Receives debug timings; null logs nothing.</param>
     /// <param name="ownsModel">Dispose <paramref name="model"/> with the classifier.</param>
+    /// <param name="calibration">The model's fitted temperature (a model file's
+    /// <see cref="Serialization.LoadedModel.Calibration"/>), used unless <see cref="BayesClassifierOptions.Temperature"/>
+    /// is set; null: temperature 1 (the paper's posterior).</param>
     /// <exception cref="ArgumentNullException"><paramref name="model"/> or <paramref name="scheduler"/> is null.</exception>
-    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option or the calibration is out of range.</exception>
     public BayesClassifier(ConditionalUNet model, DdpmScheduler scheduler, BayesClassifierOptions? options = null,
-        ILogger<BayesClassifier>? logger = null, bool ownsModel = false)
+        ILogger<BayesClassifier>? logger = null, bool ownsModel = false, ProbabilityCalibration? calibration = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scheduler);
         options ??= BayesClassifierOptions.Default;
         options.Validate();
+        calibration?.Validate();
+        Calibration = calibration;
+        Temperature = options.Temperature ?? calibration?.Temperature ?? 1.0;
         this.model = model;
         this.ownsModel = ownsModel;
         Scheduler = scheduler;
@@ -114,6 +120,15 @@ public sealed class BayesClassifier : IDisposable
     /// <summary>The precision the network runs in: <see cref="BayesClassifierOptions.Precision"/> with
     /// <see cref="InferencePrecision.Auto"/> resolved for this machine and <see cref="Device"/>.</summary>
     public InferencePrecision Precision { get; }
+
+    /// <summary>The calibration given to the constructor (null: none).</summary>
+    public ProbabilityCalibration? Calibration { get; }
+
+    /// <summary>
+    /// The temperature of <see cref="ClassPrediction.Probabilities"/>: <see cref="BayesClassifierOptions.Temperature"/>,
+    /// else <see cref="Calibration"/>'s, else 1 (the paper's posterior).
+    /// </summary>
+    public double Temperature { get; }
 
     /// <summary>Why <see cref="Precision"/> was chosen, with the probe's measurements when
     /// <see cref="InferencePrecision.Auto"/> ran one.</summary>
@@ -281,7 +296,7 @@ public sealed class BayesClassifier : IDisposable
                 {
                     var t = tallies[i];
                     long trunk = Options.ShareTrunk ? t.SamplesEvaluated : t.Counts.Sum();
-                    results[start + i] = ClassPrediction.FromTally(t, n, trunk, pixels, trunkFlops, headFlops);
+                    results[start + i] = ClassPrediction.FromTally(t, n, trunk, pixels, trunkFlops, headFlops, Temperature);
                 }
             }
             finally

@@ -63,6 +63,13 @@ public sealed record BayesClassifierOptions
     /// </summary>
     public InferencePrecision Precision { get; init; } = InferencePrecision.Auto;
 
+    /// <summary>
+    /// The temperature of <see cref="ClassPrediction.Probabilities"/>, <c>softmax(-Scores / Temperature)</c>. Null
+    /// (default): the calibration passed to the classifier (a model file's, fitted on held-out data; see
+    /// <see cref="ProbabilityCalibration"/>), or 1, the paper's posterior, when there is none. Labels never depend on it.
+    /// </summary>
+    public double? Temperature { get; init; }
+
     /// <summary>The device the network runs on; null (default) uses the model's device.</summary>
     public Device? Device { get; init; }
 
@@ -85,7 +92,9 @@ public sealed record BayesClassifierOptions
     public static PruningSchedule DefaultPruning { get; } = new(new PruningStage(0.2, 3), new PruningStage(0.5, 2));
 
     /// <summary>Throws when an option is out of range.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">An enum value is undefined or <see cref="ChunkSize"/> is not in 1..<see cref="MaxChunkSize"/>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An enum value is undefined, <see cref="ChunkSize"/> is not in
+    /// 1..<see cref="MaxChunkSize"/>, or <see cref="Temperature"/> is not a finite number in
+    /// [<see cref="ProbabilityCalibration.MinTemperature"/>, <see cref="ProbabilityCalibration.MaxTemperature"/>].</exception>
     public void Validate()
     {
         if (!Enum.IsDefined(TimestepStrategy))
@@ -96,5 +105,7 @@ public sealed record BayesClassifierOptions
             throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision.");
         if (ChunkSize < 1 || ChunkSize > MaxChunkSize)
             throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize, $"ChunkSize must lie in 1..{MaxChunkSize}.");
+        if (Temperature is double temperature)
+            ProbabilityCalibration.ValidateTemperature(temperature, nameof(Temperature));
     }
 }

@@ -7,8 +7,10 @@ namespace DiffusionClassifier.Classification;
 /// <remarks>
 /// <para>For class c with error sum S_c (the per-image loss summed over pixels, summed over the n_c samples c
 /// received): <c>MeanErrors[c] = S_c / (n_c * pixels)</c> and, without pruning, <c>Scores[c] = S_c / n_c</c> and
-/// <c>Probabilities = softmax(-Scores)</c>: the softmax of minus the summed (not per-pixel) error averaged over
-/// samples (REFERENCE.md §5).</para>
+/// <c>PaperProbabilities = softmax(-Scores)</c>: the softmax of minus the summed (not per-pixel) error averaged over
+/// samples, the published posterior (docs/estimators.md). <see cref="Probabilities"/> divides the scores by the
+/// classifier's <see cref="Temperature"/> first; a temperature fitted on held-out data (docs/calibration.md) makes
+/// the probabilities match the observed accuracy. The label is the same under every temperature.</para>
 /// <para>A pruned class was scored on fewer samples than the label. Its raw mean is not comparable with the label's
 /// (the per-sample error varies far more with t than between classes), so its score is its paired difference to the
 /// label on the samples both received plus the label's score (see <see cref="Scores"/>): small but non-zero
@@ -20,8 +22,20 @@ public sealed record ClassPrediction
     /// <summary>The predicted class: the surviving class with the lowest mean error (ties: lowest index).</summary>
     public required int Label { get; init; }
 
-    /// <summary>p(class | image) for every class under a uniform prior; sums to 1.</summary>
+    /// <summary>
+    /// p(class | image) for every class under a uniform prior, <c>softmax(-Scores / Temperature)</c>; sums to 1. Equal to
+    /// <see cref="PaperProbabilities"/> when <see cref="Temperature"/> is 1.
+    /// </summary>
     public required IReadOnlyList<double> Probabilities { get; init; }
+
+    /// <summary>
+    /// The paper's posterior <c>softmax(-Scores)</c> (temperature 1), whatever the classifier's temperature. Its scale
+    /// is the summed error's, not a log-likelihood's: on MNIST it is far less confident than the classifier is right.
+    /// </summary>
+    public required IReadOnlyList<double> PaperProbabilities { get; init; }
+
+    /// <summary>The temperature <see cref="Probabilities"/> were computed with (1: the paper's posterior).</summary>
+    public required double Temperature { get; init; }
 
     /// <summary>
     /// Per class: the estimated expected loss summed over the image (lower is more likely);
@@ -82,8 +96,9 @@ public sealed record ClassPrediction
     /// <param name="pixels">Values per image (C x H x W).</param>
     /// <param name="trunkFlops">FLOPs of one trunk evaluation.</param>
     /// <param name="headFlops">FLOPs of one head evaluation.</param>
+    /// <param name="temperature">Divides the scores before the softmax of <see cref="Probabilities"/>.</param>
     internal static ClassPrediction FromTally(StagedEvaluation.Tally tally, int samples, long trunkEvaluations, int pixels,
-        double trunkFlops, double headFlops)
+        double trunkFlops, double headFlops, double temperature)
     {
         var counts = tally.Counts;
         var sums = tally.ErrorSums;
@@ -125,19 +140,12 @@ public sealed record ClassPrediction
             scores[c] = (own - labels) / counts[c] + sums[label] / counts[label];
         }
 
-        // Softmax of minus the scores, shifted by the minimum for stability.
-        double min = scores.Min();
-        var probabilities = new double[k];
-        double total = 0;
-        for (int c = 0; c < k; c++)
-            total += probabilities[c] = Math.Exp(min - scores[c]);
-        for (int c = 0; c < k; c++)
-            probabilities[c] /= total;
-
         return new ClassPrediction
         {
             Label = label,
-            Probabilities = probabilities,
+            Probabilities = Softmax(scores, temperature),
+            PaperProbabilities = Softmax(scores, 1),
+            Temperature = temperature,
             Scores = scores,
             MeanErrors = mean,
             SamplesPerClass = (int[])counts.Clone(),
@@ -147,5 +155,18 @@ public sealed record ClassPrediction
             TrunkEvaluations = trunkEvaluations,
             EquivalentFullEvaluations = (trunkEvaluations * trunkFlops + evaluations * headFlops) / (trunkFlops + headFlops),
         };
+    }
+
+    /// <summary>softmax(-scores / temperature), shifted by the minimum for stability.</summary>
+    internal static double[] Softmax(IReadOnlyList<double> scores, double temperature)
+    {
+        double min = scores.Min();
+        var probabilities = new double[scores.Count];
+        double total = 0;
+        for (int c = 0; c < probabilities.Length; c++)
+            total += probabilities[c] = Math.Exp((min - scores[c]) / temperature);
+        for (int c = 0; c < probabilities.Length; c++)
+            probabilities[c] /= total;
+        return probabilities;
     }
 }

@@ -14,7 +14,8 @@ namespace DiffusionClassifier.Pretrained;
 /// </summary>
 public static class DefaultClassifier
 {
-    /// <summary>Loads the embedded default model and wraps it in a classifier that owns it.</summary>
+    /// <summary>Loads the embedded default model and wraps it in a classifier that owns it, with the model's
+    /// calibrated temperature (<see cref="Serialization.LoadedModel.Calibration"/>) unless the options set one.</summary>
     /// <param name="options">The estimator; null uses <see cref="BayesClassifierOptions.Default"/>. Its
     /// <see cref="BayesClassifierOptions.Device"/> (null: CPU) decides where the network runs.</param>
     /// <param name="logger">Optional logger.</param>
@@ -23,15 +24,6 @@ public static class DefaultClassifier
     public static BayesClassifier Create(BayesClassifierOptions? options = null, ILogger<BayesClassifier>? logger = null)
     {
         using var loaded = PretrainedModels.LoadMnistDefault(options?.Device);
-        var model = loaded.DetachModel();
-        try
-        {
-            return new BayesClassifier(model, loaded.Scheduler, options, logger, ownsModel: true);
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
+        return loaded.CreateClassifier(options, logger);
     }
 }

@@ -1,4 +1,6 @@
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Modules;
+using Microsoft.Extensions.Logging;
 using DiffusionClassifier.Scheduling;
 using static TorchSharp.torch;
 
@@ -20,8 +22,10 @@ public sealed class LoadedModel : IDisposable
     private ConditionalUNet? model;
     private bool disposed;
 
-    internal LoadedModel(ConditionalUNet model, DdpmScheduler scheduler, IReadOnlyDictionary<string, string> metadata, IReadOnlyDictionary<string, Tensor> extraTensors)
+    internal LoadedModel(ConditionalUNet model, DdpmScheduler scheduler, IReadOnlyDictionary<string, string> metadata,
+        IReadOnlyDictionary<string, Tensor> extraTensors, ProbabilityCalibration? calibration = null)
     {
+        Calibration = calibration;
         this.model = model;
         Scheduler = scheduler;
         Metadata = metadata;
@@ -42,6 +46,9 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>The noise schedule the model was trained with.</summary>
     public DdpmScheduler Scheduler { get; }
+
+    /// <summary>The file's fitted probability calibration (null: none; the paper's posterior is used).</summary>
+    public ProbabilityCalibration? Calibration { get; }
 
     /// <summary>All metadata of the file.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
@@ -65,6 +72,24 @@ public sealed class LoadedModel : IDisposable
         var m = Model;
         model = null;
         return m;
+    }
+
+    /// <summary>
+    /// Hands the network to a new <see cref="BayesClassifier"/> that owns it and applies this file's
+    /// <see cref="Calibration"/> (unless <see cref="BayesClassifierOptions.Temperature"/> overrides it).
+    /// </summary>
+    /// <param name="options">The estimator; null uses <see cref="BayesClassifierOptions.Default"/>.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The classifier; dispose it. This object no longer holds the network.</returns>
+    /// <exception cref="ObjectDisposedException">This object was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The network was already detached.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range (the network stays here).</exception>
+    public BayesClassifier CreateClassifier(BayesClassifierOptions? options = null, ILogger<BayesClassifier>? logger = null)
+    {
+        var network = Model;
+        var classifier = new BayesClassifier(network, Scheduler, options, logger, ownsModel: true, Calibration);
+        model = null;
+        return classifier;
     }
 
     /// <inheritdoc />

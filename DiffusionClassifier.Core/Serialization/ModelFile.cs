@@ -1,6 +1,7 @@
 using TorchSharp;
 using System.Globalization;
 using System.Text.Json;
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
 using static TorchSharp.torch;
@@ -40,10 +41,14 @@ public static class ModelFile
     public const string ConfigKey = "config";
     /// <summary>Metadata key of the schedule (JSON: num_train_timesteps, beta_start, beta_end).</summary>
     public const string ScheduleKey = "schedule";
+    /// <summary>Metadata key of the optional probability calibration (JSON: temperature, samples, items, fitted_on);
+    /// see <see cref="ProbabilityCalibration"/>.</summary>
+    public const string CalibrationKey = "calibration";
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private static readonly string[] ConfigFields = ["in_channels", "features", "classes", "height", "width"];
     private static readonly string[] ScheduleFields = ["num_train_timesteps", "beta_start", "beta_end"];
+    private static readonly string[] CalibrationFields = ["temperature", "samples", "items", "fitted_on"];
 
     /// <summary>Writes the model, its schedule and optional extras to <paramref name="path"/> atomically.</summary>
     /// <param name="path">Target file (conventionally <c>.safetensors</c>).</param>
@@ -51,12 +56,15 @@ public static class ModelFile
     /// <param name="scheduler">The schedule it was trained with.</param>
     /// <param name="metadata">Extra string metadata; keys must not collide with the reserved ones.</param>
     /// <param name="extraTensors">Extra tensors; stored with <see cref="ExtraTensorPrefix"/> prepended.</param>
+    /// <param name="calibration">The probability calibration to store (null: none).</param>
     /// <exception cref="ArgumentException">A reserved metadata key is used, or a value is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="calibration"/> is out of range.</exception>
     public static void Save(string path, ConditionalUNet model, DdpmScheduler scheduler,
-        IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, Tensor>? extraTensors = null)
+        IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, Tensor>? extraTensors = null,
+        ProbabilityCalibration? calibration = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var (tensors, meta) = Describe(model, scheduler, metadata, extraTensors);
+        var (tensors, meta) = Describe(model, scheduler, metadata, extraTensors, calibration);
         SafeTensors.Save(path, tensors, meta);
     }
 
@@ -66,25 +74,28 @@ public static class ModelFile
     /// <param name="scheduler">The schedule it was trained with.</param>
     /// <param name="metadata">Extra string metadata.</param>
     /// <param name="extraTensors">Extra tensors.</param>
+    /// <param name="calibration">The probability calibration to store (null: none).</param>
     public static void Write(Stream stream, ConditionalUNet model, DdpmScheduler scheduler,
-        IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, Tensor>? extraTensors = null)
+        IReadOnlyDictionary<string, string>? metadata = null, IReadOnlyDictionary<string, Tensor>? extraTensors = null,
+        ProbabilityCalibration? calibration = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
-        var (tensors, meta) = Describe(model, scheduler, metadata, extraTensors);
+        var (tensors, meta) = Describe(model, scheduler, metadata, extraTensors, calibration);
         SafeTensors.Write(stream, tensors, meta);
     }
 
     private static (Dictionary<string, Tensor>, Dictionary<string, string>) Describe(ConditionalUNet model, DdpmScheduler scheduler,
-        IReadOnlyDictionary<string, string>? metadata, IReadOnlyDictionary<string, Tensor>? extraTensors)
+        IReadOnlyDictionary<string, string>? metadata, IReadOnlyDictionary<string, Tensor>? extraTensors, ProbabilityCalibration? calibration)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(scheduler);
+        calibration?.Validate();
         var meta = new Dictionary<string, string>(StringComparer.Ordinal);
         if (metadata is not null)
         {
             foreach (var (k, v) in metadata)
             {
-                if (k is FormatKey or FormatVersionKey or ConfigKey or ScheduleKey)
+                if (IsReserved(k))
                     throw new ArgumentException($"Metadata key '{k}' is reserved.", nameof(metadata));
                 meta[k] = v ?? throw new ArgumentException($"Metadata '{k}' is null.", nameof(metadata));
             }
@@ -93,6 +104,8 @@ public static class ModelFile
         meta[FormatVersionKey] = FormatVersion.ToString(CultureInfo.InvariantCulture);
         meta[ConfigKey] = JsonSerializer.Serialize(model.Config, Json);
         meta[ScheduleKey] = JsonSerializer.Serialize(new ScheduleConfig(scheduler.NumTrainTimesteps, scheduler.BetaStart, scheduler.BetaEnd), Json);
+        if (calibration is not null)
+            meta[CalibrationKey] = JsonSerializer.Serialize(calibration, Json);
 
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (k, v) in model.state_dict()) tensors[k] = v;
@@ -209,6 +222,38 @@ public static class ModelFile
         }
     }
 
+    /// <summary>Whether <paramref name="key"/> is a metadata key this library writes itself (format, version,
+    /// config, schedule, calibration): a caller's metadata may not use it.</summary>
+    /// <param name="key">A metadata key.</param>
+    /// <returns>True for a reserved key.</returns>
+    public static bool IsReserved(string key) => key is FormatKey or FormatVersionKey or ConfigKey or ScheduleKey or CalibrationKey;
+
+    /// <summary>Reads the optional calibration of a model file.</summary>
+    /// <param name="metadata">The file's metadata.</param>
+    /// <returns>The calibration, or null when the file has none.</returns>
+    /// <exception cref="InvalidDataException">The <c>calibration</c> entry is not exactly the expected JSON object or
+    /// holds values out of range.</exception>
+    public static ProbabilityCalibration? ReadCalibration(IReadOnlyDictionary<string, string> metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        if (!metadata.ContainsKey(CalibrationKey))
+            return null;
+        var o = ParseObject(metadata, CalibrationKey, CalibrationFields);
+        if (o["fitted_on"].ValueKind != JsonValueKind.String)
+            throw new InvalidDataException($"The '{CalibrationKey}' metadata field 'fitted_on' is {SafeTensors.Truncate(o["fitted_on"].GetRawText())}, not a string.");
+        var calibration = new ProbabilityCalibration(Double(o, CalibrationKey, "temperature"), Int(o, CalibrationKey, "samples"),
+            Int(o, CalibrationKey, "items"), o["fitted_on"].GetString()!);
+        try
+        {
+            calibration.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidDataException($"The '{CalibrationKey}' metadata is out of range: {e.Message}", e);
+        }
+        return calibration;
+    }
+
     private static string Show(string? value) => value is null ? "missing" : $"'{SafeTensors.Truncate(value)}'";
 
     private static Dictionary<string, JsonElement> ParseObject(IReadOnlyDictionary<string, string> metadata, string key, string[] fields)
@@ -255,6 +300,7 @@ public static class ModelFile
     private static LoadedModel FromContent(SafeTensorsContent content)
     {
         var (config, scheduler) = ReadDescription(content.Metadata);
+        var calibration = ReadCalibration(content.Metadata);
         long present = content.Tensors.Where(p => !p.Key.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal)).Sum(p => p.Value.numel());
         long? needed = StateDictBudget.ElementCount(config);
         if (!StateDictBudget.Allows(needed, present))
@@ -269,7 +315,7 @@ public static class ModelFile
             foreach (var (k, v) in content.Tensors)
                 if (k.StartsWith(ExtraTensorPrefix, StringComparison.Ordinal))
                     extras[k[ExtraTensorPrefix.Length..]] = v.clone().DetachFromDisposeScope();
-            return new LoadedModel(model, scheduler, content.Metadata.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal), extras);
+            return new LoadedModel(model, scheduler, content.Metadata.ToDictionary(p => p.Key, p => p.Value, StringComparer.Ordinal), extras, calibration);
         }
         catch
         {
