@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace DiffusionClassifier.Benchmarks.Comparison;
 
 /// <summary>
-/// The reference Monte Carlo classifier (REFERENCE.md section 5) written directly on <see cref="ConditionalUNet"/>,
+/// The reference Monte Carlo classifier (docs/algorithm.md §5) written directly on <see cref="ConditionalUNet"/>,
 /// step for step as <c>classify_reference</c> in tools/pytorch/reference_benchmark.py: N pairs (t ~ U{1..T}, eps),
 /// the same pair for every class, full forwards in chunks of rows, mean squared error, argmin. It isolates the
 /// speed of the network and tensor library from the library's own estimator.

@@ -108,7 +108,7 @@ public class BenchmarkSmokeTests
     public void ForwardWorkloadMatchesTheReferenceFlopCounts()
     {
         BenchmarkEnvironment.Smoke = false;
-        // REFERENCE.md section 1: 0.172 / 0.687 / 2.746 GFLOP per image at F = 32 / 64 / 128.
+        // docs/algorithm.md §1: 0.172 / 0.687 / 2.746 GFLOP per image at F = 32 / 64 / 128.
         foreach (var (features, gflop) in new[] { (32, 0.172), (64, 0.687), (128, 2.746) })
         {
             var forward = new NetworkForwardBenchmarks { Features = features, Chunk = 32 }.Describe(nameof(NetworkForwardBenchmarks.Forward));

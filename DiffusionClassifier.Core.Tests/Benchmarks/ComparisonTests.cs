@@ -123,7 +123,7 @@ public class ComparisonTests
         var writer = new StringWriter();
         Assert.Equal(0, FlopsCommand.Run(writer, [32]));
         string text = writer.ToString();
-        // REFERENCE.md section 1: F = 32 has 414,529 parameters and 0.172 GFLOP per image, 38.2% of it in the trunk.
+        // docs/algorithm.md §1: F = 32 has 414,529 parameters and 0.172 GFLOP per image, 38.2% of it in the trunk.
         Assert.Contains("| 32 | 414,529 | 0.172 | 0.066 | 0.106 | 38.2% | 0.172 |", text);
         Assert.Contains("| Reference | 20 | 200 | 200 | 200.0 | 1.00× |", text);
         Assert.Contains("| Default | 20 | 78 | 20 |", text);

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Classification;
 
-/// <summary>The library's estimators against a straightforward implementation of REFERENCE.md §5 written here.</summary>
+/// <summary>The library's estimators against a straightforward implementation of docs/algorithm.md §5 written here.</summary>
 public class BayesClassifierReferenceTests
 {
     private static readonly DdpmScheduler Scheduler = new(50);

@@ -33,14 +33,6 @@ public class BayesClassifierTests(ITestOutputHelper output)
         }
     }
 
-    private static void AssertIdentical(ClassPrediction expected, ClassPrediction actual)
-    {
-        Assert.Equal(expected.Label, actual.Label);
-        Assert.Equal(expected.MeanErrors, actual.MeanErrors);
-        Assert.Equal(expected.Probabilities, actual.Probabilities);
-        Assert.Equal(expected.SamplesPerClass, actual.SamplesPerClass);
-    }
-
     [Fact]
     public void SharedTrunkEqualsThePlainNetwork()
     {
@@ -96,13 +88,13 @@ public class BayesClassifierTests(ITestOutputHelper output)
         using var a = new BayesClassifier(model, Scheduler, Default32 with { Seed = 42 });
         using var b = new BayesClassifier(model, Scheduler, Default32 with { Seed = 42 });
         var first = a.Predict(image, 10);
-        AssertIdentical(first, a.Predict(image, 10));
-        AssertIdentical(first, b.Predict(image, 10));
-        AssertIdentical(first, a.Predict(image, 10, seed: 42));
+        PredictionAssert.Identical(first, a.Predict(image, 10));
+        PredictionAssert.Identical(first, b.Predict(image, 10));
+        PredictionAssert.Identical(first, a.Predict(image, 10, seed: 42));
         var other = a.Predict(image, 10, seed: 43);
         Assert.NotEqual(first.MeanErrors, other.MeanErrors);
         using var c = new BayesClassifier(model, Scheduler, Default32 with { Seed = 43 });
-        AssertIdentical(other, c.Predict(image, 10));
+        PredictionAssert.Identical(other, c.Predict(image, 10));
     }
 
     [Fact]
@@ -149,7 +141,7 @@ public class BayesClassifierTests(ITestOutputHelper output)
         foreach (var t in threads) t.Join();
         for (int i = 0; i < 8; i++)
             for (int s = 0; s < 3; s++)
-                AssertIdentical(sequential[i][s], concurrent[i][s]);
+                PredictionAssert.Identical(sequential[i][s], concurrent[i][s]);
     }
 
     [Fact]
@@ -206,10 +198,10 @@ public class BayesClassifierTests(ITestOutputHelper output)
         var floats = bytes.Select(b => b / 255f).ToArray();
         using var image = tensor(floats, new long[] { 8, 8 });
         var expected = classifier.Predict(image, 10);
-        AssertIdentical(expected, classifier.Predict(floats, 10));
-        AssertIdentical(expected, classifier.Predict(bytes, 10));
+        PredictionAssert.Identical(expected, classifier.Predict(floats, 10));
+        PredictionAssert.Identical(expected, classifier.Predict(bytes, 10));
         using var f64 = image.to(ScalarType.Float64).reshape(1, 1, 8, 8);
-        AssertIdentical(expected, classifier.Predict(f64, 10));
+        PredictionAssert.Identical(expected, classifier.Predict(f64, 10));
     }
 
     [Fact]

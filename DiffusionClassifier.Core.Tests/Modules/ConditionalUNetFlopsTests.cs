@@ -86,7 +86,7 @@ public class ConditionalUNetFlopsTests(ITestOutputHelper output)
         Assert.Equal(trunk, config.TrunkFlops(), 6);
         Assert.Equal(head, config.HeadFlops(), 6);
         Assert.Equal(trunk + head, config.ForwardFlops(), 6);
-        // REFERENCE.md §1: 0.172 / 0.687 / 2.746 GFLOP per image, trunk 38.2%.
+        // docs/algorithm.md §1: 0.172 / 0.687 / 2.746 GFLOP per image, trunk 38.2%.
         Assert.InRange(config.ForwardFlops() / 1e9, referenceGflop * 0.99, referenceGflop * 1.01);
         Assert.InRange(config.TrunkFlops() / config.ForwardFlops(), 0.377, 0.387);
     }

@@ -4,11 +4,11 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Modules;
 
-/// <summary>State-dict keys, shapes, parameter counts and initialisation against REFERENCE.md §1.</summary>
+/// <summary>State-dict keys, shapes, parameter counts and initialisation against docs/algorithm.md §1.</summary>
 public class ConditionalUNetStructureTests
 {
     /// <summary>
-    /// The reference's network keys (without <c>nn_model.</c>), written out from the layer list of REFERENCE.md §1,
+    /// The reference's network keys (without <c>nn_model.</c>), written out from the layer list of docs/algorithm.md §1,
     /// not from our modules.
     /// </summary>
     private static List<string> ExpectedKeys()
@@ -47,7 +47,7 @@ public class ConditionalUNetStructureTests
     {
         using var net = new ConditionalUNet(ConditionalUNetConfig.Mnist(32));
         var expected = ExpectedKeys();
-        // 128 network entries: the 135 of a reference checkpoint minus its 7 schedule buffers (REFERENCE.md §9).
+        // 128 network entries: the 135 of a reference checkpoint minus its 7 schedule buffers (docs/model-files.md).
         Assert.Equal(128, expected.Count);
         var actual = net.state_dict().Keys.ToList();
         Assert.Equal(expected.Count, actual.Count);

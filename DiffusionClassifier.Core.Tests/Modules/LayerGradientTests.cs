@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DiffusionClassifier.Tests.Modules;
 
 /// <summary>
-/// Defect 7.3 (REFERENCE.md): float32 gradients of every distinct layer shape in the network, computed by the code
+/// Defect 3 of docs/torchsharp-defects.md: float32 gradients of every distinct layer shape in the network, computed by the code
 /// path the network uses in training, against float64 autograd on fresh random inputs of a tiny spatial size.
 /// </summary>
 public class LayerGradientTests(ITestOutputHelper output)

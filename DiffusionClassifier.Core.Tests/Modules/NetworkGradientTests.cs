@@ -7,7 +7,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace DiffusionClassifier.Tests.Modules;
 
 /// <summary>
-/// Defect 7.3 (REFERENCE.md) end to end: the float32 gradients of the whole network in train mode (MSE loss against a
+/// Defect 3 of docs/torchsharp-defects.md end to end: the float32 gradients of the whole network in train mode (MSE loss against a
 /// random target, labels partly dropped) against the same network in float64.
 /// </summary>
 public class NetworkGradientTests(ITestOutputHelper output)

@@ -6,7 +6,7 @@ namespace DiffusionClassifier.Tests.Modules;
 
 /// <summary>
 /// An independent float64 re-implementation of the reference <c>ContextUnet</c> forward pass in eval mode, written
-/// from REFERENCE.md §1 as plain functions over a state dict (looked up by the reference's key names). BatchNorm,
+/// from docs/algorithm.md §1 as plain functions over a state dict (looked up by the reference's key names). BatchNorm,
 /// GroupNorm and GELU are written out by hand; convolutions, pooling and linear layers use torch's functional ops.
 /// </summary>
 internal sealed class ReferenceContextUnet : IDisposable

@@ -56,15 +56,6 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
         return results;
     }
 
-    private static void AssertIdentical(ClassPrediction expected, ClassPrediction actual)
-    {
-        Assert.Equal(expected.Label, actual.Label);
-        Assert.Equal(expected.MeanErrors, actual.MeanErrors);
-        Assert.Equal(expected.Probabilities, actual.Probabilities);
-        Assert.Equal(expected.SamplesPerClass, actual.SamplesPerClass);
-        Assert.Equal(expected.PrunedClasses, actual.PrunedClasses);
-    }
-
     [Fact]
     public void EightThreadsPredictingOnOneClassifierGetTheSequentialResults()
     {
@@ -94,7 +85,7 @@ public sealed class ConcurrencyTests(ITestOutputHelper output)
         var concurrentTime = clock.Elapsed;
         for (int i = 0; i < Threads; i++)
             for (int k = 0; k < sequential[i].Length; k++)
-                AssertIdentical(sequential[i][k], concurrent[i][k]);
+                PredictionAssert.Identical(sequential[i][k], concurrent[i][k]);
         output.WriteLine($"{Threads} threads x {sequential[0].Length} predictions (n = {N}): sequential {sequentialTime.TotalSeconds:F2} s, concurrent {concurrentTime.TotalSeconds:F2} s; all identical.");
     }
 

@@ -50,7 +50,7 @@ public sealed class GuidedSamplerTests : IDisposable
     /// <summary>
     /// An independent implementation of the reference sampling loop: plain <c>forward</c> calls on the literal doubled
     /// batch (x.repeat(2), mask = [0..0, 1..1]) as the reference does, and the reverse step written out from the
-    /// float64 schedule of REFERENCE.md section 2. With w = 0 it is purely conditional sampling with no mask at all.
+    /// float64 schedule of docs/algorithm.md §2. With w = 0 it is purely conditional sampling with no mask at all.
     /// Returns x_{T-1}, ..., x_0: x_t is entry T - 1 - t.
     /// </summary>
     private static List<Tensor> ReferenceTrajectory(ConditionalUNet model, int[] labels, long seed, double w, int steps = T)

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Scheduling;
 
-/// <summary><see cref="DdpmScheduler"/> against the closed forms of REFERENCE.md §2, computed here in float64.</summary>
+/// <summary><see cref="DdpmScheduler"/> against the closed forms of docs/algorithm.md §2, computed here in float64.</summary>
 public class DdpmSchedulerTests
 {
     /// <summary>The closed form, written independently: alphabar_t as a running product (not exp of a log-sum).</summary>
@@ -310,5 +310,19 @@ public class DdpmSchedulerTests
         Assert.Equal(0, counts[0]);
         Assert.All(counts.Skip(1), n => Assert.InRange(n, 900, 1100));
         Assert.Equal("count", Assert.Throws<ArgumentOutOfRangeException>(() => s.SampleTimesteps(-1)).ParamName);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.Float64)]
+    public void AddNoiseUnchecked_EqualsAddNoiseBitForBit(ScalarType dtype)
+    {
+        var s = new DdpmScheduler(400);
+        using var scope = NewDisposeScope();
+        var x0 = rand(new long[] { 6, 1, 5, 5 }, dtype, generator: new Generator(2));
+        var eps = randn(new long[] { 6, 1, 5, 5 }, dtype, generator: new Generator(3));
+        var t = tensor(new long[] { 1, 17, 200, 399, 400, 17 });
+        for (int repeat = 0; repeat < 2; repeat++) // the second call uses the cached tables
+            Assert.True(s.AddNoise(x0, eps, t).eq(s.AddNoiseUnchecked(x0, eps, t)).all().item<bool>());
     }
 }

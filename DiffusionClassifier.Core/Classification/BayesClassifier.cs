@@ -398,7 +398,7 @@ public sealed class BayesClassifier : IDisposable
             var eps = stack(noise).to(device);
             var t = tensor(timesteps, device: device);
             var x0 = images.index_select(0, tensor(imageIndex, device: device));
-            var xt = owner.Scheduler.AddNoise(x0, eps, t).to(owner.networkType);
+            var xt = owner.Scheduler.AddNoiseUnchecked(x0, eps, t).to(owner.networkType); // t in 1..T by construction
             var tNorm = owner.Scheduler.NormalizeTimesteps(t, owner.networkType);
             var pairIndex = tensor(rowPair, device: device);
             var labels = tensor(rowLabel, device: device);

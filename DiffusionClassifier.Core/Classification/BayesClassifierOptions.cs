@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Classification;
 /// </summary>
 /// <remarks>
 /// The defaults (<see cref="Default"/>) are the cheaper estimator: stratified timesteps, a shared trunk and pruning
-/// in stages. <see cref="Reference"/> is the estimator of the reference implementation (REFERENCE.md §5), kept as
+/// in stages. <see cref="Reference"/> is the estimator of the reference implementation (docs/algorithm.md §5), kept as
 /// the baseline. docs/estimators.md in the repository measures each option against it on the MNIST test set.
 /// <para>Thread safety: an immutable record (the <see cref="Pruning"/> schedule is immutable too); safe to share between classifiers and threads.</para>
 /// </remarks>
@@ -42,7 +42,7 @@ public sealed record BayesClassifierOptions
     /// Rows (image, sample, class) per network call. Samples are never split across calls, so a call holds at least
     /// one sample with all its surviving classes even if that exceeds the chunk size. Default 64: on the 2-core
     /// project machines the time per row at F = 32 was flat from 32 to 256 rows (within noise), and larger networks
-    /// slow down sharply with large batches (REFERENCE.md §6), so the smaller end is the safer default.
+    /// slow down sharply with large batches (docs/performance.md), so the smaller end is the safer default.
     /// </summary>
     public int ChunkSize { get; init; } = 64;
 
@@ -77,7 +77,7 @@ public sealed record BayesClassifierOptions
     public static BayesClassifierOptions Default => new();
 
     /// <summary>
-    /// The reference estimator (REFERENCE.md §5): t ~ Uniform{1..T}, the same (t, eps) for every class, the full
+    /// The reference estimator (docs/algorithm.md §5): t ~ Uniform{1..T}, the same (t, eps) for every class, the full
     /// network per class, no pruning, L2, float32: n x classes network evaluations per image.
     /// </summary>
     public static BayesClassifierOptions Reference => new()

@@ -20,16 +20,16 @@ namespace DiffusionClassifier.Modules;
 public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
 {
     private readonly ResidualConvBlock init_conv;
-    private readonly UnetDown down1;
-    private readonly UnetDown down2;
+    private readonly UNetDown down1;
+    private readonly UNetDown down2;
     private readonly Sequential to_vec;
     private readonly EmbedFC timeembed1;
     private readonly EmbedFC timeembed2;
     private readonly EmbedFC contextembed1;
     private readonly EmbedFC contextembed2;
     private readonly Sequential up0;
-    private readonly UnetUp up1;
-    private readonly UnetUp up2;
+    private readonly UNetUp up1;
+    private readonly UNetUp up2;
     private readonly NoiseOutput @out;
 
     /// <summary>Builds the network for <paramref name="config"/> with PyTorch's default initialisation.</summary>
@@ -49,8 +49,8 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
         using var scope = NewDisposeScope();
 
         init_conv = new ResidualConvBlock(c, f, isRes: true);
-        down1 = new UnetDown(f, f);
-        down2 = new UnetDown(f, 2 * f);
+        down1 = new UNetDown(f, f);
+        down2 = new UNetDown(f, 2 * f);
         to_vec = Sequential(AvgPool2d(new long[] { bottomH, bottomW }), GELU());
         timeembed1 = new EmbedFC(1, 2 * f);
         timeembed2 = new EmbedFC(1, f);
@@ -60,8 +60,8 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
             ConvTranspose2d(2 * f, 2 * f, (bottomH, bottomW), stride: (bottomH, bottomW)),
             CreateGroupNorm(8, 2 * f),
             ReLU());
-        up1 = new UnetUp(4 * f, f);
-        up2 = new UnetUp(2 * f, f);
+        up1 = new UNetUp(4 * f, f);
+        up2 = new UNetUp(2 * f, f);
         @out = new NoiseOutput(f, c);
         RegisterComponents();
     }

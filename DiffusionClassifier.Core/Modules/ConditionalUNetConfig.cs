@@ -98,7 +98,7 @@ public sealed record ConditionalUNetConfig(int InChannels = 1, int Features = 64
         double conv3(double cin, double cout, double pixels) => 2 * 9 * cin * cout * pixels;
         double embed(double input, double emb) => 2 * (input * emb + emb * emb);
         double embeddings = embed(1, 2 * f) + embed(1, f) + embed(k, 2 * f) + embed(k, f);
-        // UnetUp(in, out): ConvTranspose2d(in, out, 2, 2) writes 4 output pixels per input pixel.
+        // UNetUp(in, out): ConvTranspose2d(in, out, 2, 2) writes 4 output pixels per input pixel.
         double up1 = 2 * (4 * f) * f * hw2 + 2 * (conv3(f, f, hw2) + conv3(f, f, hw2));
         double up2 = 2 * (2 * f) * f * hw + 2 * (conv3(f, f, hw) + conv3(f, f, hw));
         double output = conv3(2 * f, f, hw) + conv3(f, c, hw);

@@ -19,6 +19,11 @@ public sealed class DdpmScheduler
 
     private readonly double[] betas, alphas, alphaBars, sqrtAlphaBars, sqrtOneMinusAlphaBars, oneOverSqrtAlphas, sqrtBetas, mabOverSqrtMab;
 
+    // The noising coefficients as tensors, per (device, dtype): built once, so that the classifier's per-chunk
+    // AddNoise is an index_select on the device, without a host round trip. A few KB each, kept for the
+    // scheduler's lifetime (it is not IDisposable).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(DeviceType, int, ScalarType), (Tensor SqrtAlphaBars, Tensor SqrtOneMinusAlphaBars)> noisingTables = new();
+
     /// <summary>Creates the schedule.</summary>
     /// <param name="numTrainTimesteps">T (reference <c>n_T</c>); default 400.</param>
     /// <param name="betaStart">beta_1 of the linear schedule (reference <c>betas[0]</c>); default 1e-4.</param>
@@ -228,6 +233,28 @@ public sealed class DdpmScheduler
     {
         if (timestep < 1 || timestep > NumTrainTimesteps)
             throw new ArgumentOutOfRangeException(nameof(timestep), timestep, $"timestep must lie in 1..{NumTrainTimesteps}.");
+    }
+
+    /// <summary>
+    /// <see cref="AddNoise"/> for timesteps already known to lie in 0..T (the classifier draws them itself): the
+    /// coefficients come from tables cached on the samples' device, with no range check and so no host round trip.
+    /// </summary>
+    internal Tensor AddNoiseUnchecked(Tensor originalSamples, Tensor noise, Tensor timesteps)
+    {
+        using var scope = NewDisposeScope();
+        var (sqrtAb, sqrtMab) = noisingTables.GetOrAdd((originalSamples.device_type, originalSamples.device_index, originalSamples.dtype), key =>
+        {
+            using var build = NewDisposeScope();
+            var device = new Device(key.Item1, key.Item2);
+            return (tensor(sqrtAlphaBars, ScalarType.Float64).to(key.Item3, device).DetachFromDisposeScope(),
+                tensor(sqrtOneMinusAlphaBars, ScalarType.Float64).to(key.Item3, device).DetachFromDisposeScope());
+        });
+        var shape = new long[originalSamples.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = originalSamples.shape[0];
+        var a = sqrtAb.index_select(0, timesteps).reshape(shape);
+        var s = sqrtMab.index_select(0, timesteps).reshape(shape);
+        return a.mul(originalSamples).add(s.mul(noise), TorchScalars.One).MoveToOuterDisposeScope();
     }
 
     private Tensor Gather(double[] table, Tensor timesteps, Tensor like)

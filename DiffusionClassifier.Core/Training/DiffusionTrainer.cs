@@ -13,7 +13,7 @@ using static TorchSharp.torch;
 namespace DiffusionClassifier.Training;
 
 /// <summary>
-/// Trains a <see cref="ConditionalUNet"/> as a class-conditional DDPM with label dropout (REFERENCE.md §3): per
+/// Trains a <see cref="ConditionalUNet"/> as a class-conditional DDPM with label dropout (docs/algorithm.md §3): per
 /// batch t ~ U{1..T}, eps ~ N(0, I), x_t = <see cref="DdpmScheduler.AddNoise"/>, each label dropped with probability
 /// <see cref="TrainingOptions.LabelDropProbability"/>, loss = MSE(eps, net(x_t, c, t/T, mask)), one Adam step.
 /// </summary>

@@ -4,7 +4,7 @@ using static System.FormattableString;
 namespace DiffusionClassifier.Training;
 
 /// <summary>
-/// Settings of a <see cref="DiffusionTrainer"/> run. The defaults follow the reference recipe (REFERENCE.md §3:
+/// Settings of a <see cref="DiffusionTrainer"/> run. The defaults follow the reference recipe (docs/algorithm.md §3:
 /// Adam, lr 1e-4 decayed linearly per epoch, label drop 0.1) except for the epoch count, the batch size and the
 /// EMA of the weights, which are chosen for a CPU run. Call <see cref="Validate"/> (the trainer does) to check them.
 /// </summary>

@@ -6,17 +6,17 @@ namespace DiffusionClassifier.Modules;
 
 /// <summary>
 /// Concatenates the input with a skip connection, upsamples 2x with a transposed convolution and applies two
-/// <see cref="ResidualConvBlock"/>s (reference <c>UnetUp</c>).
+/// <see cref="ResidualConvBlock"/>s (reference <c>UNetUp</c>).
 /// </summary>
 /// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</remarks>
-public sealed class UnetUp : Module<Tensor, Tensor, Tensor>
+public sealed class UNetUp : Module<Tensor, Tensor, Tensor>
 {
     private readonly Sequential model;
 
     /// <summary>Creates the block.</summary>
     /// <param name="inChannels">Channels of the input and skip together.</param>
     /// <param name="outChannels">Output channels.</param>
-    public UnetUp(long inChannels, long outChannels) : base(nameof(UnetUp))
+    public UNetUp(long inChannels, long outChannels) : base(nameof(UNetUp))
     {
         model = Sequential(
             ConvTranspose2d(inChannels, outChannels, 2, stride: 2),
