@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Tests.Cli;
 [Collection(SingleThreadedTorchCollection.Name)]
 public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<CliFixture>
 {
-    private static readonly string[] CommandNames = ["", "demo", "fetch-mnist", "train", "evaluate", "compare", "classify", "sample", "import-pytorch", "info"];
+    private static readonly string[] CommandNames = ["", "demo", "fetch-mnist", "train", "evaluate", "compare", "calibrate", "curves", "classify", "sample", "import-pytorch", "info"];
 
     public static TheoryData<string> Commands() => new(CommandNames);
 
@@ -56,6 +56,8 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["train", "--data", "/nonexistent/mnist", "--output", "/tmp/never-written.safetensors"], "/nonexistent/mnist" },
         { ["import-pytorch", "/nonexistent/model.pth"], "/nonexistent/model.pth" },
         { ["compare", "/nonexistent/cache.jsonl"], "/nonexistent/cache.jsonl" },
+        { ["calibrate", "/nonexistent/cache.jsonl"], "/nonexistent/cache.jsonl" },
+        { ["curves", "/nonexistent/model.curve.csv"], "/nonexistent/model.curve.csv" },
     };
 
     [Theory]

@@ -19,9 +19,8 @@ internal static class AutoPrecision
     public const double MinimumSpeedup = 1.3;
 
     /// <summary>bfloat16 may move the centred class scores by at most this fraction of their spread (see
-    /// <see cref="PrecisionDecision.ScoreError"/>). Measured on the built-in model (AMD EPYC Zen 5, 2026-12-04):
-    /// 3.8% with bfloat16's rounding alone, 18.9% with a defective bfloat16 convolution (before
-    /// <see cref="Modules.ConvolutionGuard"/> covered it).</summary>
+    /// <see cref="PrecisionDecision.ScoreError"/>): bfloat16's rounding alone stays well below it, a defective bfloat16
+    /// convolution does not (docs/torchsharp-defects.md, defect 4).</summary>
     public const double MaximumScoreError = 0.10;
 
     // Probe images (each scored for every class): enough for stable timings, about a second on 2 cores at F = 32.

@@ -28,8 +28,7 @@ namespace DiffusionClassifier.Classification;
 /// <c>torch.inference_mode()</c> (thread-local) and only reads the network, so it returns exactly what a sequential
 /// call with the same seed returns. Do not train, modify or dispose the model, or dispose the classifier, while calls
 /// are running. Each call also uses libtorch's intra-op threads: with several calling threads, or on a busy machine,
-/// <c>torch.set_num_threads(1)</c> avoids oversubscription (measured here: 2 intra-op threads on an overloaded 2-core
-/// machine cost 4x the CPU time of 1).</para>
+/// <c>torch.set_num_threads(1)</c> avoids oversubscribing the cores.</para>
 /// <para><b>Ownership</b>: the classifier does not own the model passed in unless <c>ownsModel</c> is true. It puts
 /// the model in eval mode. When <see cref="BayesClassifierOptions.Precision"/> or
 /// <see cref="BayesClassifierOptions.Device"/> differ from the model's, it runs a private converted copy, which it owns

@@ -34,15 +34,14 @@ public sealed record BayesClassifierOptions
     /// (0.5 n, keep 2), about 0.39 of the noise predictions of the unpruned estimator for 10 classes.
     /// Pair it with <see cref="TimestepStrategy.Stratified"/>, whose every stage prefix is spread over 1..T: with
     /// <see cref="TimestepStrategy.Random"/> an unlucky draw of the first stage's timesteps prunes true classes
-    /// (measured: 2.2 points below the unpruned reference on the same draws, n = 20, seed 2; docs/estimators.md).
+    /// (docs/estimators.md measures it).
     /// </summary>
     public PruningSchedule? Pruning { get; init; } = DefaultPruning;
 
     /// <summary>
     /// Rows (image, sample, class) per network call. Samples are never split across calls, so a call holds at least
-    /// one sample with all its surviving classes even if that exceeds the chunk size. Default 64: on the 2-core
-    /// project machines the time per row at F = 32 was flat from 32 to 256 rows (within noise), and larger networks
-    /// slow down sharply with large batches (docs/performance.md), so the smaller end is the safer default.
+    /// one sample with all its surviving classes even if that exceeds the chunk size. Default 64: the time per row
+    /// is flat around it on small CPUs, and larger networks slow down with large batches (docs/performance.md).
     /// </summary>
     public int ChunkSize { get; init; } = 64;
 

@@ -5,7 +5,7 @@ namespace DiffusionClassifier.Data;
 /// (the last dimension varies fastest).
 /// </summary>
 /// <remarks>The instance holds managed memory only. <see cref="Data"/> is the array passed in (not a copy). <para>Thread safety: safe to read from several threads as long as nobody writes to <see cref="Data"/> (the array is not copied).</para></remarks>
-public sealed class IdxData
+internal sealed class IdxData
 {
     private readonly int[] dimensions;
 

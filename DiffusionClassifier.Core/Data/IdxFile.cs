@@ -19,7 +19,7 @@ namespace DiffusionClassifier.Data;
 /// lies costs at most about twice the bytes that really arrive. Writing is atomic (temporary file, flush,
 /// rename). All members are thread-safe.
 /// </remarks>
-public static class IdxFile
+internal static class IdxFile
 {
     /// <summary>The magic number of an image file (unsigned bytes, 3 dimensions: count, rows, columns).</summary>
     public const int ImagesMagic = 0x00000803;

@@ -6,4 +6,4 @@ namespace DiffusionClassifier.Data;
 /// <param name="Rows">Image height.</param>
 /// <param name="Columns">Image width.</param>
 /// <param name="Pixels">Count x Rows x Columns bytes, 0 (background) to 255.</param>
-public readonly record struct IdxImages(int Count, int Rows, int Columns, byte[] Pixels);
+internal readonly record struct IdxImages(int Count, int Rows, int Columns, byte[] Pixels);

@@ -2,7 +2,7 @@ namespace DiffusionClassifier.Data;
 
 /// <summary>Where and how <see cref="MnistFetcher"/> gets MNIST, and what it accepts.</summary>
 /// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while a <see cref="MnistFetcher"/> built from it runs (the fetcher keeps a reference, not a copy).</remarks>
-public sealed class MnistFetchOptions
+internal sealed class MnistFetchOptions
 {
     /// <summary>The usual public mirrors of the gzipped files (file names with <c>.gz</c> are appended).</summary>
     public static IReadOnlyList<Uri> DefaultMirrors { get; } =

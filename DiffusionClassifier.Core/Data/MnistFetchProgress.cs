@@ -6,4 +6,4 @@ namespace DiffusionClassifier.Data;
 /// <param name="BytesWritten">Uncompressed bytes written and hashed so far.</param>
 /// <param name="TotalBytes">The expected uncompressed length.</param>
 /// <remarks>Thread safety: an immutable value; safe to share.</remarks>
-public readonly record struct MnistFetchProgress(string FileName, string Source, long BytesWritten, long TotalBytes);
+internal readonly record struct MnistFetchProgress(string FileName, string Source, long BytesWritten, long TotalBytes);

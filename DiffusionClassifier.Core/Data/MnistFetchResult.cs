@@ -6,4 +6,4 @@ namespace DiffusionClassifier.Data;
 /// <param name="AlreadyPresent">True when the folder verified before anything was fetched.</param>
 /// <param name="Elapsed">Wall time of the whole call.</param>
 /// <remarks>Thread safety: an immutable record; safe to share.</remarks>
-public sealed record MnistFetchResult(string Folder, string Source, bool AlreadyPresent, TimeSpan Elapsed);
+internal sealed record MnistFetchResult(string Folder, string Source, bool AlreadyPresent, TimeSpan Elapsed);

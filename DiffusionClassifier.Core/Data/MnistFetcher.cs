@@ -23,7 +23,7 @@ namespace DiffusionClassifier.Data;
 /// into different folders.
 /// <para>Thread safety: see above; concurrent fetches into the same folder race on its files (each file is still written atomically, so the folder ends with complete files).</para>
 /// </remarks>
-public sealed class MnistFetcher
+internal sealed class MnistFetcher
 {
     private readonly MnistFetchOptions options;
     private readonly HttpClient? httpClient;

@@ -5,7 +5,7 @@ namespace DiffusionClassifier.Data;
 /// <param name="Sha256">The SHA-256 of the uncompressed content, 64 lower-case hex digits.</param>
 /// <param name="Length">The uncompressed length in bytes.</param>
 /// <remarks>Thread safety: an immutable record; safe to share.</remarks>
-public sealed record MnistFileInfo(string Name, string Sha256, long Length)
+internal sealed record MnistFileInfo(string Name, string Sha256, long Length)
 {
     /// <summary>Throws <see cref="ArgumentException"/> when the name is not a plain file name, the hash is not
     /// 64 hex digits or the length is not positive.</summary>

@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Data;
 /// uncompressed content, and verification of a folder against them.
 /// </summary>
 /// <remarks>Thread safety: static and stateless (the file list is immutable); all members are thread-safe.</remarks>
-public static class MnistFiles
+internal static class MnistFiles
 {
     /// <summary>The training images file name.</summary>
     public const string TrainImages = "train-images-idx3-ubyte";

@@ -18,7 +18,7 @@ namespace DiffusionClassifier.IO;
 /// <para>Thread safety: all members may be called from several threads; concurrent writes to one target end with
 /// one of the contents complete (the last rename wins).</para>
 /// </remarks>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>
     /// Test seam: when set, called with the phase (<c>"written"</c>: content handed to the stream but not flushed;

@@ -5,7 +5,7 @@ namespace DiffusionClassifier.Imaging;
 /// top-left first). A cell holds an image index into the batch, or -1 when it is empty.
 /// </summary>
 /// <remarks>Immutable and thread-safe.</remarks>
-public sealed class GridLayout
+internal sealed class GridLayout
 {
     private readonly int[] cells;
 

@@ -11,7 +11,7 @@ namespace DiffusionClassifier.Imaging;
 /// </summary>
 /// <remarks>Thread-safe (no state). Grids larger than <see cref="MaxSide"/> pixels per side (the PNG writer's limit)
 /// are refused before the canvas is allocated.</remarks>
-public static class ImageGrid
+internal static class ImageGrid
 {
     /// <summary>The largest grid side in pixels (65,535, what a PNG file can hold and <see cref="ImageIO"/> writes).</summary>
     public const int MaxSide = 65_535;

@@ -55,7 +55,7 @@ public static class ImageIO
     /// <param name="scale">Integer upscaling factor of the whole grid (nearest neighbour; padding scales too).</param>
     /// <param name="padding">Pixels between and around cells before scaling.</param>
     /// <param name="padValue">Value of padding and empty cells; mid grey by default.</param>
-    public static void SaveGrid(Tensor images, GridLayout layout, string path, int scale = 1, int padding = 2, double padValue = ImageGrid.DefaultPadValue)
+    internal static void SaveGrid(Tensor images, GridLayout layout, string path, int scale = 1, int padding = 2, double padValue = ImageGrid.DefaultPadValue)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         CheckScale(scale);

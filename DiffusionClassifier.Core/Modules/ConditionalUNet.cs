@@ -58,12 +58,13 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
         contextembed2 = new EmbedFC(k, f);
         up0 = Sequential(
             ConvTranspose2d(2 * f, 2 * f, (bottomH, bottomW), stride: (bottomH, bottomW)),
-            CreateGroupNorm(8, 2 * f),
+            GroupNorm(8, 2 * f),
             ReLU());
         up1 = new UNetUp(4 * f, f);
         up2 = new UNetUp(2 * f, f);
         @out = new NoiseOutput(f, c);
         RegisterComponents();
+        InitializeGroupNorms();
     }
 
     /// <summary>The architecture this network was built with.</summary>
@@ -95,7 +96,7 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
     /// <param name="x">Noisy images [B, C, H, W], with the dtype and device of the network's weights.</param>
     /// <returns>The activations the head needs. The caller owns (and disposes) them.</returns>
     /// <exception cref="ArgumentException">The shape, dtype or device of <paramref name="x"/> does not fit.</exception>
-    public UNetTrunk Trunk(Tensor x)
+    internal UNetTrunk Trunk(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
         if (x.dim() != 4 || x.shape[1] != Config.InChannels || x.shape[2] != Config.Height || x.shape[3] != Config.Width)
@@ -121,7 +122,7 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
     /// <returns>The predicted noise [B, C, H, W]. The caller owns it.</returns>
     /// <exception cref="ArgumentException">A shape or dtype does not match the trunk.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A label lies outside [0, Classes).</exception>
-    public Tensor Head(UNetTrunk trunk, Tensor labels, Tensor t, Tensor? contextMask = null)
+    internal Tensor Head(UNetTrunk trunk, Tensor labels, Tensor t, Tensor? contextMask = null)
     {
         ArgumentNullException.ThrowIfNull(trunk);
         ArgumentNullException.ThrowIfNull(labels);
@@ -169,18 +170,19 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
     }
 
     /// <summary>
-    /// A GroupNorm initialised as PyTorch does (weight 1, bias 0): TorchSharp 0.107 leaves them uninitialised.
+    /// One initialisation pass over the built network, as TorchVision's ResNet does: every GroupNorm gets PyTorch's
+    /// weight 1 and bias 0, which TorchSharp 0.107 leaves uninitialised (docs/torchsharp-defects.md, defect 2).
     /// </summary>
-    /// <param name="groups">Number of groups.</param>
-    /// <param name="channels">Number of channels.</param>
-    internal static GroupNorm CreateGroupNorm(long groups, long channels)
+    private void InitializeGroupNorms()
     {
-        var norm = GroupNorm(groups, channels);
-        using (no_grad())
+        using var noGrad = no_grad();
+        foreach (var (_, module) in named_modules())
         {
-            norm.weight!.fill_(1.0);
-            norm.bias!.fill_(0.0);
+            if (module is GroupNorm norm)
+            {
+                norm.weight!.fill_(1.0);
+                norm.bias!.fill_(0.0);
+            }
         }
-        return norm;
     }
 }

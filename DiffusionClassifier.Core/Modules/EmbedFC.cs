@@ -9,7 +9,7 @@ namespace DiffusionClassifier.Modules;
 /// The input is reshaped to <c>[-1, inputDim]</c> (the reference views it).
 /// </summary>
 /// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c> (they only read the weights); not while training or being modified.</remarks>
-public sealed class EmbedFC : Module<Tensor, Tensor>
+internal sealed class EmbedFC : Module<Tensor, Tensor>
 {
     private readonly Sequential model;
     private readonly long inputDim;

@@ -15,7 +15,7 @@ namespace DiffusionClassifier.Modules;
 /// backward (the gradient of a tie goes to one element, not half to each).
 /// <para>Thread safety: stateless; safe for concurrent forwards.</para>
 /// </remarks>
-public sealed class MaxPool2x2 : Module<Tensor, Tensor>
+internal sealed class MaxPool2x2 : Module<Tensor, Tensor>
 {
     private readonly TorchSharp.Modules.MaxPool2d pool;
 

@@ -14,7 +14,7 @@ namespace DiffusionClassifier.Modules;
 /// Both convolutions go through <see cref="ConvolutionGuard"/> (the last one has C output channels).
 /// <para>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</para>
 /// </remarks>
-public sealed class NoiseOutput : Module<Tensor, Tensor>
+internal sealed class NoiseOutput : Module<Tensor, Tensor>
 {
     [ComponentName(Name = "0")]
     private readonly Conv2d conv;
@@ -29,7 +29,7 @@ public sealed class NoiseOutput : Module<Tensor, Tensor>
     public NoiseOutput(long features, long outChannels) : base(nameof(NoiseOutput))
     {
         conv = Conv2d(2 * features, features, 3, stride: 1, padding: 1);
-        norm = ConditionalUNet.CreateGroupNorm(8, features);
+        norm = GroupNorm(8, features); // initialised by ConditionalUNet's pass
         final = Conv2d(features, outChannels, 3, stride: 1, padding: 1);
         RegisterComponents();
     }

@@ -11,7 +11,7 @@ namespace DiffusionClassifier.Modules;
 /// counts match and <c>(x1 + x2) / 1.414</c> otherwise; without it the result is <c>x2</c>.
 /// </summary>
 /// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training (BatchNorm updates its running statistics) or being modified.</remarks>
-public sealed class ResidualConvBlock : Module<Tensor, Tensor>
+internal sealed class ResidualConvBlock : Module<Tensor, Tensor>
 {
     // The reference divides by the literal 1.414, not sqrt(2).
     // A process-lifetime Scalar: see TorchScalars (TorchSharp can free a temporary one during the call).

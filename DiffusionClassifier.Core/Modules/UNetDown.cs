@@ -6,7 +6,7 @@ namespace DiffusionClassifier.Modules;
 
 /// <summary>A <see cref="ResidualConvBlock"/> followed by 2x2 max pooling (reference <c>UNetDown</c>).</summary>
 /// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</remarks>
-public sealed class UNetDown : Module<Tensor, Tensor>
+internal sealed class UNetDown : Module<Tensor, Tensor>
 {
     private readonly Sequential model;
 

@@ -9,7 +9,7 @@ namespace DiffusionClassifier.Modules;
 /// <see cref="ConditionalUNet.Head"/> for as many labels as needed.
 /// </summary>
 /// <remarks>Owns its four tensors; disposing it disposes them. Not thread-safe.</remarks>
-public sealed class UNetTrunk : IDisposable
+internal sealed class UNetTrunk : IDisposable
 {
     /// <summary>Creates a trunk from its four activations; it takes ownership of them.</summary>
     /// <param name="h">Output of <c>init_conv</c>, [B, F, H, W].</param>

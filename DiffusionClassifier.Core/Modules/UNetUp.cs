@@ -9,7 +9,7 @@ namespace DiffusionClassifier.Modules;
 /// <see cref="ResidualConvBlock"/>s (reference <c>UNetUp</c>).
 /// </summary>
 /// <remarks>Thread safety: as every module, safe for concurrent forwards in eval mode under <c>no_grad</c>/<c>inference_mode</c>; not while training or being modified.</remarks>
-public sealed class UNetUp : Module<Tensor, Tensor, Tensor>
+internal sealed class UNetUp : Module<Tensor, Tensor, Tensor>
 {
     private readonly Sequential model;
 

@@ -31,19 +31,19 @@ public static class ModelFile
     /// <summary>Prefix of tensors that are not model weights.</summary>
     public const string ExtraTensorPrefix = "extra.";
     /// <summary>The largest number of diffusion steps a model file may describe.</summary>
-    public const int MaxTimesteps = 100_000;
+    internal const int MaxTimesteps = 100_000;
 
     /// <summary>Metadata key of the format name.</summary>
-    public const string FormatKey = "format";
+    internal const string FormatKey = "format";
     /// <summary>Metadata key of the format version.</summary>
-    public const string FormatVersionKey = "format_version";
+    internal const string FormatVersionKey = "format_version";
     /// <summary>Metadata key of the architecture (JSON: in_channels, features, classes, height, width).</summary>
-    public const string ConfigKey = "config";
+    internal const string ConfigKey = "config";
     /// <summary>Metadata key of the schedule (JSON: num_train_timesteps, beta_start, beta_end).</summary>
-    public const string ScheduleKey = "schedule";
+    internal const string ScheduleKey = "schedule";
     /// <summary>Metadata key of the optional probability calibration (JSON: temperature, samples, items, fitted_on);
     /// see <see cref="ProbabilityCalibration"/>.</summary>
-    public const string CalibrationKey = "calibration";
+    internal const string CalibrationKey = "calibration";
 
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private static readonly string[] ConfigFields = ["in_channels", "features", "classes", "height", "width"];
@@ -188,7 +188,7 @@ public static class ModelFile
     /// <returns>The architecture and schedule.</returns>
     /// <exception cref="InvalidDataException">The metadata does not describe a model: wrong or missing format or
     /// version, or a config / schedule that is not exactly the expected JSON object or describes an invalid model.</exception>
-    public static (ConditionalUNetConfig Config, DdpmScheduler Scheduler) ReadDescription(IReadOnlyDictionary<string, string> metadata)
+    internal static (ConditionalUNetConfig Config, DdpmScheduler Scheduler) ReadDescription(IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         if (!metadata.TryGetValue(FormatKey, out var format) || format != FormatName)
@@ -226,14 +226,14 @@ public static class ModelFile
     /// config, schedule, calibration): a caller's metadata may not use it.</summary>
     /// <param name="key">A metadata key.</param>
     /// <returns>True for a reserved key.</returns>
-    public static bool IsReserved(string key) => key is FormatKey or FormatVersionKey or ConfigKey or ScheduleKey or CalibrationKey;
+    internal static bool IsReserved(string key) => key is FormatKey or FormatVersionKey or ConfigKey or ScheduleKey or CalibrationKey;
 
     /// <summary>Reads the optional calibration of a model file.</summary>
     /// <param name="metadata">The file's metadata.</param>
     /// <returns>The calibration, or null when the file has none.</returns>
     /// <exception cref="InvalidDataException">The <c>calibration</c> entry is not exactly the expected JSON object or
     /// holds values out of range.</exception>
-    public static ProbabilityCalibration? ReadCalibration(IReadOnlyDictionary<string, string> metadata)
+    internal static ProbabilityCalibration? ReadCalibration(IReadOnlyDictionary<string, string> metadata)
     {
         ArgumentNullException.ThrowIfNull(metadata);
         if (!metadata.ContainsKey(CalibrationKey))
@@ -332,7 +332,7 @@ public static class ModelFile
     /// <param name="weights">Tensors by state_dict key (on any device).</param>
     /// <exception cref="InvalidDataException">A key is missing or unexpected, or a shape or dtype differs; the message
     /// names the first such key (in the network's parameter order; unexpected keys after that).</exception>
-    public static void CopyStateDict(ConditionalUNet model, IReadOnlyDictionary<string, Tensor> weights)
+    internal static void CopyStateDict(ConditionalUNet model, IReadOnlyDictionary<string, Tensor> weights)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(weights);

@@ -34,7 +34,7 @@ public static class PyTorchCheckpoint
     public const double ScheduleTolerance = 1e-5;
 
     /// <summary>The schedule buffers the reference's DDPM wrapper registers (no prefix).</summary>
-    public static IReadOnlyList<string> ScheduleBufferNames { get; } =
+    internal static IReadOnlyList<string> ScheduleBufferNames { get; } =
         ["alpha_t", "oneover_sqrta", "sqrt_beta_t", "alphabar_t", "sqrtab", "sqrtmab", "mab_over_sqrtmab"];
 
     private static readonly byte[] ZipSignature = [0x50, 0x4b, 0x03, 0x04];
@@ -47,7 +47,7 @@ public static class PyTorchCheckpoint
     /// <returns>The tensors by key in the checkpoint's order, on the CPU; dispose the result.</returns>
     /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
     /// <exception cref="InvalidDataException">Not a supported checkpoint, damaged, or hostile; the message names the file and the problem.</exception>
-    public static PyTorchStateDict ReadStateDict(string path)
+    internal static PyTorchStateDict ReadStateDict(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path)) throw new FileNotFoundException($"No PyTorch checkpoint at '{path}'.", path);
@@ -61,7 +61,7 @@ public static class PyTorchCheckpoint
     /// <returns>The tensors by key in the checkpoint's order, on the CPU; dispose the result.</returns>
     /// <exception cref="ArgumentException">The stream cannot seek or read.</exception>
     /// <exception cref="InvalidDataException">Not a supported checkpoint, damaged, or hostile.</exception>
-    public static PyTorchStateDict ReadStateDict(Stream stream, string? sourceName = null)
+    internal static PyTorchStateDict ReadStateDict(Stream stream, string? sourceName = null)
     {
         ArgumentNullException.ThrowIfNull(stream);
         if (!stream.CanSeek || !stream.CanRead) throw new ArgumentException("The stream must be readable and seekable.", nameof(stream));
@@ -84,7 +84,7 @@ public static class PyTorchCheckpoint
     /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
     /// <exception cref="InvalidDataException">The checkpoint cannot be read, or a key is missing or unexpected or a
     /// shape or dtype differs; the message names the file and the first mismatching key.</exception>
-    public static void LoadInto(ConditionalUNet model, string path, string prefix = DefaultPrefix)
+    internal static void LoadInto(ConditionalUNet model, string path, string prefix = DefaultPrefix)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(prefix);
@@ -98,7 +98,7 @@ public static class PyTorchCheckpoint
     /// <param name="prefix">The prefix of the network's keys.</param>
     /// <exception cref="InvalidDataException">A key is missing or unexpected, or a shape or dtype differs; the message
     /// names the first mismatching key as it appears in the checkpoint.</exception>
-    public static void LoadInto(ConditionalUNet model, IReadOnlyDictionary<string, Tensor> stateDict, string prefix = DefaultPrefix)
+    internal static void LoadInto(ConditionalUNet model, IReadOnlyDictionary<string, Tensor> stateDict, string prefix = DefaultPrefix)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(stateDict);
@@ -116,7 +116,7 @@ public static class PyTorchCheckpoint
     /// <returns>The configuration.</returns>
     /// <exception cref="InvalidDataException">A key needed is missing or has an unexpected shape (named), or the
     /// inferred configuration is not supported.</exception>
-    public static ConditionalUNetConfig InferConfig(IReadOnlyDictionary<string, Tensor> stateDict, string prefix = DefaultPrefix)
+    internal static ConditionalUNetConfig InferConfig(IReadOnlyDictionary<string, Tensor> stateDict, string prefix = DefaultPrefix)
     {
         ArgumentNullException.ThrowIfNull(stateDict);
         ArgumentNullException.ThrowIfNull(prefix);
@@ -152,7 +152,7 @@ public static class PyTorchCheckpoint
     /// <returns>The scheduler, or null when the checkpoint has none of the buffers.</returns>
     /// <exception cref="InvalidDataException">Some but not all buffers exist, they are malformed, or they are not the
     /// reference's linear schedule; the message names the buffer.</exception>
-    public static DdpmScheduler? InferScheduler(IReadOnlyDictionary<string, Tensor> stateDict)
+    internal static DdpmScheduler? InferScheduler(IReadOnlyDictionary<string, Tensor> stateDict)
     {
         ArgumentNullException.ThrowIfNull(stateDict);
         if (!ScheduleBufferNames.Any(stateDict.ContainsKey)) return null;

@@ -36,13 +36,13 @@ internal static class PyTorchPickleReader
     public const int MaxPickleBytes = 64 << 20;
 
     /// <summary>A storage file of the archive, as named by a persistent id.</summary>
-    public sealed record StorageRef(string Key, ScalarType DType, long Numel);
+    internal sealed record StorageRef(string Key, ScalarType DType, long Numel);
 
     /// <summary>A tensor view of a storage, as described by <c>_rebuild_tensor_v2</c>.</summary>
-    public sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
+    internal sealed record TensorRef(StorageRef Storage, long Offset, long[] Size, long[] Stride);
 
     /// <summary>A Python dict or OrderedDict, in insertion order.</summary>
-    public sealed class PyDict
+    internal sealed class PyDict
     {
         public List<KeyValuePair<object?, object?>> Items { get; } = [];
     }

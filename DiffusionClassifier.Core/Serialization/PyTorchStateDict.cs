@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Serialization;
 /// tensors: dispose it (or take tensors out with <c>clone()</c> first). Reading it from several threads is safe;
 /// disposing it while others read is not.
 /// </summary>
-public sealed class PyTorchStateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
+internal sealed class PyTorchStateDict : IReadOnlyDictionary<string, Tensor>, IDisposable
 {
     private readonly Dictionary<string, Tensor> tensors;
     private readonly List<string> order;

@@ -21,7 +21,7 @@ namespace DiffusionClassifier.Serialization;
 /// 0 or 1. Every violation is an <see cref="InvalidDataException"/> saying what is wrong.
 /// <para>Thread safety: static and stateless; all members may be called from several threads (writes to one path: the last complete file wins, see <see cref="AtomicFile"/>).</para>
 /// </remarks>
-public static class SafeTensors
+internal static class SafeTensors
 {
     /// <summary>The largest JSON header accepted (the reference implementation's limit is 100 MB).</summary>
     public const long MaxHeaderBytes = 100_000_000;

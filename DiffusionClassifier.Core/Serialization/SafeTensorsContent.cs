@@ -4,7 +4,7 @@ namespace DiffusionClassifier.Serialization;
 
 /// <summary>Tensors and metadata read from a safetensors file. Owns the tensors: dispose it.</summary>
 /// <remarks>Thread safety: reading from several threads is safe; <see cref="Dispose"/> must not race with readers.</remarks>
-public sealed class SafeTensorsContent : IDisposable
+internal sealed class SafeTensorsContent : IDisposable
 {
     internal SafeTensorsContent(Dictionary<string, Tensor> tensors, Dictionary<string, string> metadata)
     {
