@@ -10,6 +10,9 @@ namespace DiffusionClassifier.Tests;
 /// </summary>
 public static class Program
 {
+    /// <summary>Runs the command-line tool in this process (for tests that need several real processes).</summary>
+    public const string CliVerb = "cli";
+
     /// <summary>Runs a child mode named by the first argument.</summary>
     public static int Main(string[] args)
     {
@@ -17,10 +20,13 @@ public static class Program
             return CrashChild.Run(args[1..]);
         if (args.Length > 1 && args[0] == CrashChild.CliVerb)
             return CrashChild.RunCli(args[1], args[2..]);
+        if (args.Length > 0 && args[0] == CliVerb)
+            return DiffusionClassifier.Cli.Program.Main(args[1..]).GetAwaiter().GetResult();
         if (args.Length > 0 && args[0] == GcStress.Verb)
             return GcStress.Run(args[1..]);
         Console.Error.WriteLine($"Usage: {CrashChild.Verb} <checkpoint> <spin | pause:written|flushed|renamed:N>");
         Console.Error.WriteLine($"       {CrashChild.CliVerb} <spin | pause:written|flushed|renamed:N> <tool arguments...>");
+        Console.Error.WriteLine($"       {CliVerb} <tool arguments...>");
         Console.Error.WriteLine($"       {GcStress.Verb} [predicts per thread] [threads] [l2|huber]");
         return 2;
     }

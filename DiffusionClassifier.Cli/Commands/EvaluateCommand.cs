@@ -29,10 +29,15 @@ internal static class EvaluateCommand
         var limit = CliOptions.Limit("Evaluate at most this many items (default: all from --offset on).");
         var offset = CliOptions.Int("--offset", "Index of the first item to evaluate.", 0, 0, "index");
         var batch = CliOptions.Int("--batch", "Images per classifier call, and per cache flush.", BatchClassification.DefaultBatchSize, 1, "count");
-        var cache = new Option<FileInfo?>("--cache")
+        var cache = new Option<string?>("--cache")
         {
-            Description = "Resumable cache (JSON lines, one per item, N and options): results found there are reused, new ones appended and flushed after every batch. Rerun the same command to continue an interrupted evaluation.",
-            HelpName = "file",
+            Description = "Resumable cache (JSON lines, one per item, N and options): results found there are reused, new ones appended and flushed after every batch. Rerun the same command to continue an interrupted evaluation. Several comma-separated files are all read (e.g. the caches of every shard, to build the merged table); new results go to the first. '{shard}' in a path becomes the --shard index.",
+            HelpName = "file[,file...]",
+        };
+        var shard = new Option<string?>("--shard")
+        {
+            Description = "Evaluate only this share of the items, INDEX/COUNT (0-based; items at positions p with p mod COUNT = INDEX). INDEX 'env' reads JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array). See docs/scale-out.md.",
+            HelpName = "index/count",
         };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results (table, confusion matrices, settings) as JSON.", HelpName = "file" };
         var csv = new Option<FileInfo?>("--csv") { Description = "Also write the table as CSV.", HelpName = "file" };
@@ -43,17 +48,17 @@ internal static class EvaluateCommand
         data.AddTo(command);
         command.Options.Add(ns);
         binder.AddTo(command);
-        foreach (var option in new Option[] { limit, offset, batch, cache, json, csv })
+        foreach (var option in new Option[] { limit, offset, batch, cache, shard, json, csv })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(context, parseResult, new Settings(
             parseResult.GetValue(model), data, parseResult.GetValue(ns)!, binder.Bind(parseResult), parseResult.GetValue(limit),
-            parseResult.GetValue(offset), parseResult.GetValue(batch), parseResult.GetValue(cache), parseResult.GetValue(json),
-            parseResult.GetValue(csv)), cancellationToken)));
+            parseResult.GetValue(offset), parseResult.GetValue(batch), parseResult.GetValue(cache), parseResult.GetValue(shard),
+            parseResult.GetValue(json), parseResult.GetValue(csv)), cancellationToken)));
         return command;
     }
 
     private sealed record Settings(FileInfo? Model, DataSource Data, int[] Ns, BayesClassifierOptions Options, int? Limit, int Offset,
-        int Batch, FileInfo? Cache, FileInfo? Json, FileInfo? Csv);
+        int Batch, string? Cache, string? Shard, FileInfo? Json, FileInfo? Csv);
 
     private static int Run(CliContext context, ParseResult parseResult, Settings s, CancellationToken cancellationToken)
     {
@@ -67,6 +72,9 @@ internal static class EvaluateCommand
             throw new CliException($"--offset {s.Offset} is past the end of the data ({dataset.Count} items).");
         int count = Math.Min(s.Limit ?? int.MaxValue, dataset.Count - s.Offset);
         var indices = Enumerable.Range(s.Offset, count).ToArray();
+        var shard = s.Shard is null ? null : Evaluation.Shard.Parse(s.Shard, Environment.GetEnvironmentVariable);
+        if (shard is not null)
+            indices = shard.Select(indices);
         var labels = dataset.Labels.data<long>().ToArray();
 
         using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
@@ -76,22 +84,34 @@ internal static class EvaluateCommand
         var config = loaded.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
             $"Model: {ModelSource.Describe(s.Model)} (F = {config.Features}, T = {loaded.Scheduler.NumTrainTimesteps})")));
-        context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + count - 1}"));
+        context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + count - 1}" +
+            (shard is null ? "" : string.Create(CultureInfo.InvariantCulture, $", {shard}: {indices.Length} of them"))));
         context.Out.MarkupLine(Markup.Escape($"Options: {optionsText}; run key {key}"));
         context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}"));
         context.Out.MarkupLine(Markup.Escape(ClassifierOptionsBinder.DescribeTemperature(classifier)));
 
-        using var cache = s.Cache is null ? null : EvaluationCache.Open(s.Cache.FullName);
+        var cachePaths = (s.Cache ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => shard?.CachePath(p) ?? p).ToArray();
+        using var cache = cachePaths.Length == 0 ? null : EvaluationCache.Open(cachePaths[0]);
         if (cache is { DroppedTornBytes: > 0 })
             context.Error.MarkupLine(Markup.Escape($"warning: dropped an incomplete last line ({cache.DroppedTornBytes} bytes) from {cache.Path}."));
+        // The other files (e.g. other shards' caches) are only read.
+        var merged = new Dictionary<(int Index, int N), ImageResult>();
+        foreach (var path in cachePaths.Skip(1))
+            foreach (var r in EvaluationCache.ReadResults(path).Where(r => r.Key == key))
+                merged[(r.Index, r.N)] = r;
 
         var summaries = new List<EvaluationSummary>();
         foreach (int n in s.Ns.Distinct())
         {
             var results = new Dictionary<int, (ImageResult Result, bool FromCache)>();
             foreach (int i in indices)
+            {
                 if (cache is not null && cache.TryGet(key, i, n, out var hit))
                     results[i] = (hit, true);
+                else if (merged.TryGetValue((i, n), out var other))
+                    results[i] = (other, true);
+            }
             var missing = indices.Where(i => !results.ContainsKey(i)).ToArray();
             if (missing.Length > 0)
             {
@@ -115,7 +135,7 @@ internal static class EvaluateCommand
         context.Out.Write(Tables.Summary(summaries));
         int reused = summaries.Sum(x => x.Cached), computed = summaries.Sum(x => x.Computed);
         if (cache is not null)
-            context.Out.MarkupLine(Markup.Escape($"Cache: {reused} result(s) reused, {computed} computed ({cache.Path})."));
+            context.Out.MarkupLine(Markup.Escape($"Cache: {reused} result(s) reused, {computed} computed ({string.Join(", ", cachePaths.Select(Path.GetFullPath))})."));
         var last = summaries[^1];
         context.Out.Write(Tables.Confusion(last.Confusion, string.Create(CultureInfo.InvariantCulture, $"Confusion matrix, N = {last.N}")));
 
@@ -127,6 +147,8 @@ internal static class EvaluateCommand
                 data = dataDescription,
                 offset = s.Offset,
                 count,
+                shard = shard?.ToString(),
+                items = indices.Length,
                 options = optionsText,
                 run_key = key,
                 results = summaries,

@@ -73,6 +73,27 @@ internal sealed class ChildProcess : IDisposable
             throw new Xunit.Sdk.XunitException($"The child did not say what was expected. Output:\n{string.Join("\n", seen)}\nErrors:\n{errors}");
     }
 
+    /// <summary>Waits for the child to exit (failing after <paramref name="timeout"/>) and returns its exit code.</summary>
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!process.WaitForExit(timeout))
+            throw new Xunit.Sdk.XunitException($"The child did not exit within {timeout}. Output so far:\n{string.Join("\n", seen)}");
+        process.WaitForExit(); // the end of the redirected output
+        while (lines.TryTake(out var line))
+            Record(line);
+        return process.ExitCode;
+    }
+
+    /// <summary>What the child wrote to standard error so far.</summary>
+    public string Errors
+    {
+        get
+        {
+            lock (errors)
+                return errors.ToString();
+        }
+    }
+
     /// <summary>SIGKILL, then collect everything it wrote.</summary>
     public void Kill()
     {
