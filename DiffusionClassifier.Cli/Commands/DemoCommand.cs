@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
@@ -57,29 +58,32 @@ internal static class DemoCommand
         var guidance = CliOptions.Double("--guidance", "Classifier-free guidance weight of the samples.", GuidedSamplerOptions.DefaultGuidanceWeight, 0, "w", "-w");
         var seed = new Option<long>("--seed") { Description = "Seed of the classifier's and the sampler's noise.", DefaultValueFactory = _ => 0, HelpName = "seed" };
         var model = CliOptions.Model();
-        foreach (var option in new Option[] { output, count, n, perDigit, guidance, seed, model })
+        var device = DeviceChoice.Create();
+        foreach (var option in new Option[] { output, count, n, perDigit, guidance, seed, model, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(context, new Settings(
             parseResult.GetValue(output)!, parseResult.GetValue(count), parseResult.GetValue(n), parseResult.GetValue(perDigit),
-            parseResult.GetValue(guidance), parseResult.GetValue(seed), parseResult.GetValue(model)), cancellationToken)));
+            parseResult.GetValue(guidance), parseResult.GetValue(seed), parseResult.GetValue(model), parseResult.GetValue(device)!), cancellationToken)));
     }
 
-    private sealed record Settings(FileInfo Output, int Count, int N, int PerDigit, double Guidance, long Seed, FileInfo? Model);
+    private sealed record Settings(FileInfo Output, int Count, int N, int PerDigit, double Guidance, long Seed, FileInfo? Model, string Device);
 
     private static int Run(CliContext context, Settings s, CancellationToken cancellationToken)
     {
         if (s.Count > PretrainedModels.MnistTestDigitCount)
             throw new CliException($"--count {s.Count}: there are only {PretrainedModels.MnistTestDigitCount} built-in digits (use 'evaluate --data' for the full test set).");
         var total = Stopwatch.StartNew();
+        var device = DeviceChoice.Resolve(s.Device);
         using var loaded = ModelSource.Load(s.Model);
+        loaded.Model.to(device);
         using var digits = PretrainedModels.LoadMnistTestDigits();
         var config = loaded.Model.Config;
         long parameters = loaded.Model.parameters().Sum(p => p.numel());
-        context.Out.MarkupLine(I($"[bold]DiffusionClassifier demo[/]: {Markup.Escape(ModelSource.Describe(s.Model))} (ConditionalUNet F = {config.Features}, {parameters:N0} parameters, DDPM T = {loaded.Scheduler.NumTrainTimesteps})."));
+        context.Out.MarkupLine(I($"[bold]DiffusionClassifier demo[/]: {Markup.Escape(ModelSource.Describe(s.Model))} (ConditionalUNet F = {config.Features}, {parameters:N0} parameters, DDPM T = {loaded.Scheduler.NumTrainTimesteps}) on {device}."));
 
         if (s.Count > 0)
         {
-            var options = BayesClassifierOptions.Default with { Seed = s.Seed };
+            var options = BayesClassifierOptions.Default with { Seed = s.Seed, Device = device };
             using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
                 calibration: loaded.Calibration);
             context.Out.MarkupLine(Markup.Escape(I($"Classifying the first {s.Count} MNIST test digits (LeCun, Cortes, Burges; CC BY-SA 3.0), N = {s.N}, default estimator: {ClassifierOptionsBinder.Describe(classifier)}.")));

@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.CommandLine;
 using System.Globalization;
 using DiffusionClassifier.Cli.Infrastructure;
@@ -25,21 +26,24 @@ internal static class SampleCommand
         var chunk = CliOptions.Int("--chunk-size", "Images per network call.", GuidedSamplerOptions.DefaultChunkSize, 1, "count");
 
         var command = new Command("sample", "Generate digits with classifier-free guidance (DDPM, T reverse steps) and write them as a PNG grid.");
-        foreach (var option in new Option[] { model, guidance, labels, perLabel, seed, output, scale, steps, every, chunk })
+        var device = DeviceChoice.Create();
+        foreach (var option in new Option[] { model, guidance, labels, perLabel, seed, output, scale, steps, every, chunk, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(context, new Settings(
             parseResult.GetValue(model), parseResult.GetValue(guidance), parseResult.GetValue(labels), parseResult.GetValue(perLabel),
             parseResult.GetValue(seed), parseResult.GetValue(output)!, parseResult.GetValue(scale), parseResult.GetValue(steps),
-            parseResult.GetValue(every), parseResult.GetValue(chunk)), cancellationToken)));
+            parseResult.GetValue(every), parseResult.GetValue(chunk), parseResult.GetValue(device)!), cancellationToken)));
         return command;
     }
 
     private sealed record Settings(FileInfo? Model, double Guidance, int[]? Labels, int PerLabel, long Seed, FileInfo Output, int Scale,
-        FileInfo? StepsOutput, int CaptureEvery, int ChunkSize);
+        FileInfo? StepsOutput, int CaptureEvery, int ChunkSize, string Device);
 
     private static int Run(CliContext context, Settings s, CancellationToken cancellationToken)
     {
+        var device = DeviceChoice.Resolve(s.Device);
         using var loaded = ModelSource.Load(s.Model);
+        loaded.Model.to(device);
         int classes = loaded.Model.Config.Classes;
         // System.CommandLine gives an absent array option an empty array: that means every class.
         var chosen = s.Labels is { Length: > 0 } given ? given : Enumerable.Range(0, classes).ToArray();
@@ -53,6 +57,7 @@ internal static class SampleCommand
             Seed = s.Seed,
             ChunkSize = s.ChunkSize,
             CaptureEvery = s.StepsOutput is null ? 0 : s.CaptureEvery,
+            Device = device,
         };
         var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<GuidedSampler>());
         int steps = loaded.Scheduler.NumTrainTimesteps;

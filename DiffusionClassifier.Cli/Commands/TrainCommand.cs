@@ -59,9 +59,11 @@ internal static class TrainCommand
                 r.AddError($"--limit must be at least 1 but is {value}.");
         });
 
+        var device = DeviceChoice.Create();
+
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit })
+        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -85,6 +87,7 @@ internal static class TrainCommand
                 CheckpointEverySteps = parseResult.GetValue(every),
                 CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
                 NumThreads = parseResult.GetValue(CliApp.ThreadsOption),
+                Device = DeviceChoice.Resolve(parseResult.GetValue(device)!).ToString(),
             };
             var settings = new TrainCommandSettings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
                 parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
@@ -125,6 +128,7 @@ internal static class TrainCommand
             stored.CheckpointInterval = s.Options.CheckpointInterval;
             if (s.EpochsGiven)
                 stored.Epochs = s.Options.Epochs;
+            stored.Device = s.Options.Device;
             // --threads on the command line wins over the thread count the checkpoint recorded.
             if (s.Options.NumThreads is int threads)
                 stored.NumThreads = threads;

@@ -67,6 +67,8 @@ internal sealed class ClassifierOptionsBinder
         HelpName = "model|paper|T",
     };
 
+    private readonly Option<string> device = DeviceChoice.Create();
+
     public ClassifierOptionsBinder()
     {
         temperature.Validators.Add(r =>
@@ -84,7 +86,7 @@ internal sealed class ClassifierOptionsBinder
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, metric, precision, chunkSize, seed, temperature })
+        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, metric, precision, chunkSize, seed, temperature, device })
             command.Options.Add(option);
     }
 
@@ -106,6 +108,7 @@ internal sealed class ClassifierOptionsBinder
             options = options with { ChunkSize = c };
         if (parseResult.GetValue(seed) is long s)
             options = options with { Seed = s };
+        options = options with { Device = DeviceChoice.Resolve(parseResult.GetValue(device)!) };
         if (parseResult.GetValue(temperature) is string text)
             options = options with { Temperature = ParseTemperature(text).Value };
         options.Validate();
