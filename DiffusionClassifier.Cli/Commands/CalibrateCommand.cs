@@ -28,19 +28,32 @@ internal static class CalibrateCommand
         var output = new Option<FileInfo?>("--output", "-o") { Description = "Write --model with the fitted calibration to this file (atomically; it may be --model itself).", HelpName = "file" };
         var diagram = new Option<FileInfo?>("--diagram") { Description = "Draw the reliability diagrams before and after (PNG).", HelpName = "file.png" };
         var bins = CliOptions.Int("--bins", "Bins of the expected calibration error and the diagram.", CalibrationMetrics.DefaultBins, 1, "count");
+        var temperature = new Option<double?>("--temperature")
+        {
+            Description = "Do not fit: report (and draw) the probabilities at this temperature, e.g. a model's fitted one on the test set.",
+            HelpName = "T",
+        };
+        temperature.Validators.Add(r =>
+        {
+            if (CliOptions.TryGetValue(r, out double? t) && t is double v && !(double.IsFinite(v) && v >= ProbabilityCalibration.MinTemperature && v <= ProbabilityCalibration.MaxTemperature))
+                r.AddError($"--temperature must be a finite number in [{ProbabilityCalibration.MinTemperature}, {ProbabilityCalibration.MaxTemperature}] but is {v}.");
+        });
         var command = new Command("calibrate",
             "Fit the temperature T of the probabilities, softmax(-scores / T), to held-out evaluation results by maximum likelihood; " +
             "report accuracy, ECE and NLL before (T = 1, the paper's posterior) and after; optionally store T in a model file. Labels never change.");
         command.Arguments.Add(cacheArgument);
-        foreach (var option in new Option[] { n, key, model, output, diagram, bins })
+        foreach (var option in new Option[] { n, key, model, output, diagram, bins, temperature })
             command.Options.Add(option);
         command.SetAction(parseResult => Run(context, parseResult.GetValue(cacheArgument)!, parseResult.GetValue(n), parseResult.GetValue(key),
-            parseResult.GetValue(model), parseResult.GetValue(output), parseResult.GetValue(diagram), parseResult.GetValue(bins)));
+            parseResult.GetValue(model), parseResult.GetValue(output), parseResult.GetValue(diagram), parseResult.GetValue(bins), parseResult.GetValue(temperature)));
         return command;
     }
 
-    private static int Run(CliContext context, FileInfo cacheFile, int n, string? key, FileInfo? modelFile, FileInfo? output, FileInfo? diagram, int bins)
+    private static int Run(CliContext context, FileInfo cacheFile, int n, string? key, FileInfo? modelFile, FileInfo? output, FileInfo? diagram, int bins,
+        double? given)
     {
+        if (given is not null && output is not null)
+            throw new CliException("--temperature reports at a given temperature; --output stores a fitted one: give one of them.");
         var runs = EvaluationCache.ReadResults(cacheFile.FullName).Where(r => r.N == n).GroupBy(r => r.Key).ToList();
         if (key is not null)
             runs = runs.Where(g => g.Key == key).ToList();
@@ -58,9 +71,9 @@ internal static class CalibrateCommand
 
         var items = results.Select(r => (r.Scores!, r.Label)).ToList();
         // With every item right by a margin the likelihood keeps rising as T falls: there is no finite optimum.
-        if (results.All(r => r.Correct))
+        if (given is null && results.All(r => r.Correct))
             throw new CliException($"All {results.Count} results at N = {n} are correct, so the likelihood has no finite maximum: fit on more held-out items (some must be misclassified).");
-        double temperature = CalibrationMetrics.FitTemperature(items);
+        double temperature = given ?? CalibrationMetrics.FitTemperature(items);
         var before = CalibrationMetrics.TopOne(items, 1);
         var after = CalibrationMetrics.TopOne(items, temperature);
         string fittedOn = string.Create(CultureInfo.InvariantCulture,
@@ -73,8 +86,8 @@ internal static class CalibrateCommand
             I($"{100.0 * outcomes.Count(o => o.Correct) / outcomes.Length:F2}%"), I($"{outcomes.Average(o => o.Confidence):F4}"),
             I($"{CalibrationMetrics.ExpectedCalibrationError(outcomes, bins):F4}"), I($"{CalibrationMetrics.NegativeLogLikelihood(items, t):F4}"));
         Row("paper (T = 1)", 1, before);
-        Row("fitted", temperature, after);
-        context.Out.MarkupLine(Markup.Escape(I($"Fitted on {results.Count} results at N = {n}: {fittedOn}.")));
+        Row(given is null ? "fitted" : "given (--temperature)", temperature, after);
+        context.Out.MarkupLine(Markup.Escape(I($"{(given is null ? "Fitted on" : "Scored")} {results.Count} results at N = {n}: {fittedOn}.")));
         context.Out.Write(table);
 
         if (diagram is not null)
@@ -82,7 +95,7 @@ internal static class CalibrateCommand
             Charts.ReliabilityDiagram(diagram.FullName,
             [
                 (I($"paper posterior (T = 1), N = {n}: ECE {CalibrationMetrics.ExpectedCalibrationError(before, bins):F3}"), CalibrationMetrics.Bins(before, bins)),
-                (I($"calibrated (T = {temperature:G3}), N = {n}: ECE {CalibrationMetrics.ExpectedCalibrationError(after, bins):F3}"), CalibrationMetrics.Bins(after, bins)),
+                (I($"{(given is null ? "fitted" : "calibrated")} (T = {temperature:G3}), N = {n}: ECE {CalibrationMetrics.ExpectedCalibrationError(after, bins):F3}"), CalibrationMetrics.Bins(after, bins)),
             ]);
             context.Out.MarkupLine(Markup.Escape($"Wrote {diagram.FullName}"));
         }

@@ -61,6 +61,12 @@ public sealed class CliCalibrateTests(CliFixture fixture) : IClassFixture<CliFix
         Assert.True(paper.ExitCode == 0, paper.ToString());
         Assert.Contains("temperature 1 (--temperature)", paper.Out);
 
+        // --temperature scores a given temperature without fitting (e.g. on the test set).
+        var given = CliRunner.Run("calibrate", cache, "--n", "4", "--temperature", "0.5");
+        Assert.True(given.ExitCode == 0, given.ToString());
+        Assert.Contains("given (--temperature)", given.Out);
+        Assert.Contains(CalibrationMetrics.NegativeLogLikelihood(items, 0.5).ToString("F4", System.Globalization.CultureInfo.InvariantCulture), given.Out);
+
         var info = CliRunner.Run("info", calibrated);
         Assert.Contains($"fitted at n = 4 on {CliFixture.TestItems} items", info.Out.Replace("\n", " ").Replace("│", " "));
     }
