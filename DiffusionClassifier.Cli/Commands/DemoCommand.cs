@@ -19,9 +19,9 @@ namespace DiffusionClassifier.Cli.Commands;
 /// estimator, then draws guided samples of every digit into a PNG grid.
 /// </summary>
 /// <remarks>
-/// Sized to finish in about a minute on two cores: F = 32 ran about 370 network evaluations per CPU-second and thread
-/// here (1 thread, machine under load); the defaults spend 300 digits x 55.8 full-network equivalents (N = 20, default
-/// estimator) plus 20 samples x 400 steps x 1.62 (trunk + conditional and unconditional heads), about 30,000.
+/// Sized to finish in a few minutes on two cores: the defaults spend 300 digits x 55.8 full-network equivalents
+/// (N = 20, default estimator) plus 20 samples x 400 steps x 1.62 (trunk + conditional and unconditional heads),
+/// about 30,000 forward passes of the built-in network.
 /// </remarks>
 internal static class DemoCommand
 {

@@ -43,6 +43,11 @@ public sealed class PretrainedModelsTests : IDisposable
         Assert.All(loaded.Model.parameters(), p => Assert.True(p.isfinite().all().item<bool>()));
         using var stream = PretrainedModels.OpenMnistDefault();
         Assert.True(stream.Length < 8_000_000, $"the embedded model is {stream.Length} bytes");
+        // Trained without the validation split and calibrated on it (Pretrained/NOTICE.md).
+        var calibration = Assert.IsType<ProbabilityCalibration>(loaded.Calibration);
+        Assert.InRange(calibration.Temperature, 0.01, 1.0);
+        Assert.Equal(20, calibration.Samples);
+        Assert.Equal(5000, calibration.Items);
     }
 
     [Fact]
@@ -58,6 +63,10 @@ public sealed class PretrainedModelsTests : IDisposable
             var labels = digits.Labels.data<long>().Take(20).ToArray();
             int correct = predictions.Zip(labels).Count(p => p.First.Label == p.Second);
             Assert.True(correct >= 17, $"{correct}/20 correct: {string.Join(" ", predictions.Select(p => p.Label))}");
+
+            // The embedded model's calibration is applied; the paper's posterior stays available.
+            Assert.Equal(classifier.Calibration!.Temperature, classifier.Temperature);
+            Assert.All(predictions, p => Assert.True(p.Confidence >= p.PaperProbabilities[p.Label]));
 
             // The host-app path: one 28 x 28 digit as bytes.
             var pixels = digits.Images[0].mul(255).round().to_type(ScalarType.Byte).data<byte>().ToArray();
