@@ -16,10 +16,8 @@ internal static class Charts
     /// </summary>
     public static void ReliabilityDiagram(string path, IReadOnlyList<(string Title, IReadOnlyList<CalibrationMetrics.Bin> Bins)> panels)
     {
-        int width = panels.Count * (Panel + Margin) + Margin, height = Panel + 2 * Margin;
-        using var surface = SKSurface.Create(new SKImageInfo(width, height));
+        using var surface = Blank(panels.Count);
         var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
         using var font = new SKFont(SKTypeface.Default, 13);
         using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         using var line = new SKPaint { Color = SKColors.Black, IsAntialias = true, Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
@@ -62,10 +60,8 @@ internal static class Charts
     /// </summary>
     public static void Lines(string path, string xLabel, IReadOnlyList<(string Title, IReadOnlyList<(string Name, IReadOnlyList<(double X, double Y)> Points)> Series)> panels)
     {
-        int width = panels.Count * (Panel + Margin) + Margin, height = Panel + 2 * Margin;
-        using var surface = SKSurface.Create(new SKImageInfo(width, height));
+        using var surface = Blank(panels.Count);
         var canvas = surface.Canvas;
-        canvas.Clear(SKColors.White);
         using var font = new SKFont(SKTypeface.Default, 13);
         using var ink = new SKPaint { Color = SKColors.Black, IsAntialias = true };
         using var frame = new SKPaint { Color = SKColors.Black, IsAntialias = true, Style = SKPaintStyle.Stroke, StrokeWidth = 1 };
@@ -106,6 +102,14 @@ internal static class Charts
             canvas.DrawText(xLabel, left + Panel / 2f - 20, bottom + 36, font, ink);
         }
         Save(surface, path);
+    }
+
+    /// <summary>A white surface for <paramref name="panels"/> square panels side by side, with margins.</summary>
+    private static SKSurface Blank(int panels)
+    {
+        var surface = SKSurface.Create(new SKImageInfo(panels * (Panel + Margin) + Margin, Panel + 2 * Margin));
+        surface.Canvas.Clear(SKColors.White);
+        return surface;
     }
 
     private static void Save(SKSurface surface, string path)

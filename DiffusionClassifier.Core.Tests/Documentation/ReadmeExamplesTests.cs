@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text.RegularExpressions;
 using DiffusionClassifier.Data;
 using DiffusionClassifier.Modules;
@@ -66,8 +65,10 @@ public partial class ReadmeExamplesTests
     [Fact]
     public void EveryCSharpBlockOfTheReadmeIsCompiledHere()
     {
-        string source = Normalize(File.ReadAllText(ThisFile()));
-        string readme = File.ReadAllText(Path.Combine(Path.GetDirectoryName(ThisFile())!, "..", "..", "README.md"));
+        // Copies made by the build: [CallerFilePath] is "/_/..." in a deterministic CI build.
+        string directory = Path.Combine(AppContext.BaseDirectory, "Documentation");
+        string source = Normalize(File.ReadAllText(Path.Combine(directory, "ReadmeExamplesTests.cs.txt")));
+        string readme = File.ReadAllText(Path.Combine(directory, "README.md"));
         var blocks = CSharpBlock().Matches(readme).Select(m => m.Groups[1].Value).ToList();
         Assert.NotEmpty(blocks);
         foreach (var block in blocks)
@@ -77,8 +78,6 @@ public partial class ReadmeExamplesTests
             Assert.True(source.Contains(Normalize(code), StringComparison.Ordinal), $"This README block is not in {nameof(ReadmeExamplesTests)}:\n{block}");
         }
     }
-
-    private static string ThisFile([CallerFilePath] string path = "") => path;
 
     private static string Normalize(string text) => string.Join('\n', text.Split('\n').Select(l => l.Trim()).Where(l => l.Length > 0));
 
