@@ -39,6 +39,11 @@ internal static class EvaluateCommand
             Description = "Evaluate only this share of the items, INDEX/COUNT (0-based; items at positions p with p mod COUNT = INDEX). INDEX 'env' reads JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or SLURM_ARRAY_TASK_ID (Slurm array). See docs/scale-out.md.",
             HelpName = "index/count",
         };
+        var sampleErrors = new Option<FileInfo?>("--sample-errors")
+        {
+            Description = "Append every computed item's per-sample losses to this file (JSON lines: index, label, n, timesteps in draw order, and per sample the loss of each class, null where a class did not get the sample), to analyse estimators offline. Items reused from the cache are not written.",
+            HelpName = "file",
+        };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results (table, confusion matrices, settings) as JSON.", HelpName = "file" };
         var csv = new Option<FileInfo?>("--csv") { Description = "Also write the table as CSV.", HelpName = "file" };
 
@@ -48,17 +53,17 @@ internal static class EvaluateCommand
         data.AddTo(command);
         command.Options.Add(ns);
         binder.AddTo(command);
-        foreach (var option in new Option[] { limit, offset, batch, cache, shard, json, csv })
+        foreach (var option in new Option[] { limit, offset, batch, cache, shard, sampleErrors, json, csv })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(context, parseResult, new Settings(
             parseResult.GetValue(model), data, parseResult.GetValue(ns)!, binder.Bind(parseResult), parseResult.GetValue(limit),
             parseResult.GetValue(offset), parseResult.GetValue(batch), parseResult.GetValue(cache), parseResult.GetValue(shard),
-            parseResult.GetValue(json), parseResult.GetValue(csv)), cancellationToken)));
+            parseResult.GetValue(sampleErrors), parseResult.GetValue(json), parseResult.GetValue(csv)), cancellationToken)));
         return command;
     }
 
     private sealed record Settings(FileInfo? Model, DataSource Data, int[] Ns, BayesClassifierOptions Options, int? Limit, int Offset,
-        int Batch, string? Cache, string? Shard, FileInfo? Json, FileInfo? Csv);
+        int Batch, string? Cache, string? Shard, FileInfo? SampleErrors, FileInfo? Json, FileInfo? Csv);
 
     private static int Run(CliContext context, ParseResult parseResult, Settings s, CancellationToken cancellationToken)
     {
@@ -79,6 +84,7 @@ internal static class EvaluateCommand
 
         using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
             calibration: loaded.Calibration);
+        classifier.RecordSampleErrors = s.SampleErrors is not null;
         string optionsText = ClassifierOptionsBinder.Describe(classifier);
         string key = EvaluationCache.ComputeKey(ModelSource.Fingerprint(loaded), DataSource.Fingerprint(dataset), optionsText);
         var config = loaded.Model.Config;
@@ -123,6 +129,8 @@ internal static class EvaluateCommand
                         var fresh = batchIndices.Select((index, j) => ImageResult.From(key, index, n, (int)labels[index], predictions[j],
                             seconds / batchIndices.Count)).ToArray();
                         cache?.Append(fresh);
+                        if (s.SampleErrors is not null)
+                            AppendSampleErrors(s.SampleErrors.FullName, batchIndices, labels, n, predictions);
                         foreach (var r in fresh)
                             results[r.Index] = (r, false);
                         task.Increment(fresh.Length);
@@ -166,5 +174,24 @@ internal static class EvaluateCommand
             context.Out.MarkupLine(Markup.Escape($"Wrote {s.Csv.FullName}"));
         }
         return ExitCodes.Success;
+    }
+
+    private static void AppendSampleErrors(string path, IReadOnlyList<int> indices, long[] labels, int n, IReadOnlyList<ClassPrediction> predictions)
+    {
+        var text = new StringBuilder();
+        for (int j = 0; j < indices.Count; j++)
+        {
+            var p = predictions[j];
+            var line = new
+            {
+                index = indices[j],
+                label = labels[indices[j]],
+                n,
+                timesteps = p.Timesteps,
+                errors = p.SampleErrors.Select(row => row.Select(e => double.IsNaN(e) ? (double?)null : e).ToArray()).ToArray(),
+            };
+            text.Append(JsonSerializer.Serialize(line)).Append('\n');
+        }
+        File.AppendAllText(path, text.ToString());
     }
 }

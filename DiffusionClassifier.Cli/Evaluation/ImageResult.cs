@@ -18,6 +18,8 @@ namespace DiffusionClassifier.Cli.Evaluation;
 /// <param name="Seconds">Wall time spent on this item (its share of its batch).</param>
 /// <param name="Scores">Per-class scores (<see cref="Classification.ClassPrediction.Scores"/>), from which the
 /// probabilities at any temperature follow; null in caches written before they were stored.</param>
+/// <param name="SamplesSpent">Distinct (t, eps) samples spent; null in older caches.</param>
+/// <param name="Stop">Why sampling stopped (<see cref="Classification.StopReason"/>); null in older caches.</param>
 internal sealed record ImageResult(
     [property: JsonPropertyName("key")] string Key,
     [property: JsonPropertyName("index")] int Index,
@@ -28,12 +30,14 @@ internal sealed record ImageResult(
     [property: JsonPropertyName("evaluations")] long Evaluations,
     [property: JsonPropertyName("full_equivalents")] double FullEquivalents,
     [property: JsonPropertyName("seconds")] double Seconds,
-    [property: JsonPropertyName("scores")] double[]? Scores = null)
+    [property: JsonPropertyName("scores")] double[]? Scores = null,
+    [property: JsonPropertyName("samples_spent")] int? SamplesSpent = null,
+    [property: JsonPropertyName("stop")] string? Stop = null)
 {
     /// <summary>The result line of one prediction.</summary>
     public static ImageResult From(string key, int index, int n, int label, Classification.ClassPrediction prediction, double seconds) =>
         new(key, index, n, label, prediction.Label, prediction.PaperProbabilities[prediction.Label], prediction.NetworkEvaluations,
-            prediction.EquivalentFullEvaluations, seconds, prediction.Scores.ToArray());
+            prediction.EquivalentFullEvaluations, seconds, prediction.Scores.ToArray(), prediction.SamplesSpent, prediction.StopReason.ToString());
 
     /// <summary>Whether the prediction is right.</summary>
     [JsonIgnore]

@@ -37,6 +37,13 @@ internal sealed class ClassifierOptionsBinder
         CustomParser = ParsePruning,
     };
 
+    private readonly Option<EarlyExitOverride?> earlyExit = new("--early-exit")
+    {
+        Description = "Override the sequential early exit: 'none', or 'rate[:first[:growth]]' (e.g. 0.01:4:1.5 = stop an image once a paired t-test decides its label at an overall error rate of 1%, testing after 4 samples and then at counts growing 1.5x). See docs/early-exit.md.",
+        HelpName = "none|rate[:first[:growth]]",
+        CustomParser = ParseEarlyExit,
+    };
+
     private readonly Option<string?> metric = new Option<string?>("--metric")
     {
         Description = "Override the per-pixel loss: l2 (the posterior), l1 or huber.",
@@ -86,7 +93,7 @@ internal sealed class ClassifierOptionsBinder
     /// <summary>Adds the options to <paramref name="command"/>.</summary>
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, metric, precision, chunkSize, seed, temperature, device })
+        foreach (var option in new Option[] { preset, timesteps, shareTrunk, pruning, earlyExit, metric, precision, chunkSize, seed, temperature, device })
             command.Options.Add(option);
     }
 
@@ -100,6 +107,8 @@ internal sealed class ClassifierOptionsBinder
             options = options with { ShareTrunk = share };
         if (parseResult.GetValue(pruning) is { } pruningOverride)
             options = options with { Pruning = pruningOverride.Schedule };
+        if (parseResult.GetValue(earlyExit) is { } exitOverride)
+            options = options with { EarlyExit = exitOverride.Exit };
         if (parseResult.GetValue(metric) is string m)
             options = options with { ErrorMetric = m switch { "l1" => ErrorMetric.L1, "huber" => ErrorMetric.Huber, _ => ErrorMetric.L2 } };
         if (parseResult.GetValue(precision) is string p)
@@ -124,7 +133,9 @@ internal sealed class ClassifierOptionsBinder
     {
         var options = classifier.Options;
         return string.Create(CultureInfo.InvariantCulture,
-            $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={classifier.Precision}, seed={options.Seed}");
+            $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={classifier.Precision}, seed={options.Seed}")
+            // Only when set, so that the keys of runs without it stay what they were.
+            + (options.EarlyExit is { } exit ? $", early_exit={exit}" : "");
     }
 
     /// <summary>The temperature in effect and where it comes from, for output.</summary>
@@ -153,6 +164,39 @@ internal sealed class ClassifierOptionsBinder
     /// makes System.CommandLine try to convert the token itself, which throws InvalidCastException).
     /// </summary>
     private sealed record PruningOverride(PruningSchedule? Schedule);
+
+    /// <summary>The parsed <c>--early-exit</c> value (see <see cref="PruningOverride"/> for why a wrapper).</summary>
+    private sealed record EarlyExitOverride(EarlyExit? Exit);
+
+    private static EarlyExitOverride? ParseEarlyExit(ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value.Trim() : "";
+        if (text.Equals("none", StringComparison.OrdinalIgnoreCase))
+            return new EarlyExitOverride(null);
+        var pieces = text.Split(':', StringSplitOptions.TrimEntries);
+        var defaults = new EarlyExit();
+        double rate = 0, growth = defaults.LookGrowth;
+        int first = defaults.FirstLook;
+        if (pieces.Length > 3
+            || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out rate)
+            || (pieces.Length >= 2 && !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out first))
+            || (pieces.Length == 3 && !double.TryParse(pieces[2], NumberStyles.Float, CultureInfo.InvariantCulture, out growth)))
+        {
+            result.AddError($"--early-exit: '{text}' is not 'rate[:first[:growth]]' (e.g. 0.01:4:1.5); use 'none' to turn it off.");
+            return null;
+        }
+        var exit = new EarlyExit { ErrorRate = rate, FirstLook = first, LookGrowth = growth };
+        try
+        {
+            exit.Validate();
+            return new EarlyExitOverride(exit);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            result.AddError($"--early-exit: {e.Message}");
+            return null;
+        }
+    }
 
     private static PruningOverride? ParsePruning(ArgumentResult result)
     {

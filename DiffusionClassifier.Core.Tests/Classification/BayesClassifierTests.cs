@@ -118,6 +118,27 @@ public class BayesClassifierTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void TheEarlyExitReportsWhatItSpentAndDoesNotDependOnTheBatch()
+    {
+        using var model = BayesClassifierReferenceTests.LoudModel();
+        using var images = Images(6);
+        var exit = new EarlyExit { ErrorRate = 0.4, FirstLook = 2, LookGrowth = 1 };
+        using var classifier = new BayesClassifier(model, Scheduler, Default32 with { EarlyExit = exit });
+        var batch = classifier.PredictBatch(images, 20);
+        for (int i = 0; i < 6; i++)
+        {
+            var p = batch[i];
+            Assert.Equal(p.SamplesPerClass.Sum(), p.NetworkEvaluations);
+            Assert.Equal(p.SamplesSpent, p.TrunkEvaluations);
+            Assert.Equal(p.SamplesSpent, p.SamplesPerClass[p.Label]);
+            Assert.True(p.StopReason == StopReason.AllSamples ? p.SamplesSpent == 20 : p.SamplesSpent < 20, $"{p.StopReason} after {p.SamplesSpent}");
+            using var image = images[i];
+            AssertClose(classifier.Predict(image, 20), p, 1e-6);
+        }
+        output.WriteLine(string.Join(", ", batch.Select(p => $"{p.StopReason} {p.SamplesSpent}")));
+    }
+
+    [Fact]
     public void ConcurrentCallsAgreeWithSequentialOnes()
     {
         using var model = BayesClassifierReferenceTests.LoudModel();

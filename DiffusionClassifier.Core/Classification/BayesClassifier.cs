@@ -129,6 +129,10 @@ public sealed class BayesClassifier : IDisposable
     /// </summary>
     public double Temperature { get; }
 
+    /// <summary>Keep every per-sample loss in <see cref="ClassPrediction.SampleErrors"/> (for offline analysis; set
+    /// before predicting).</summary>
+    internal bool RecordSampleErrors { get; set; }
+
     /// <summary>Why <see cref="Precision"/> was chosen, with the probe's measurements when
     /// <see cref="InferencePrecision.Auto"/> ran one.</summary>
     public PrecisionDecision PrecisionDecision { get; }
@@ -290,12 +294,16 @@ public sealed class BayesClassifier : IDisposable
                     streams[i] = CreateStream(seeds[start + i], n);
                 using var group = images.narrow(0, start, size);
                 var evaluator = new NetworkEvaluator(this, group, streams);
-                var tallies = StagedEvaluation.Run(size, n, classes, stages, Options.ChunkSize, evaluator, cancellationToken);
+                var tallies = StagedEvaluation.Run(size, n, classes, stages, Options.ChunkSize, evaluator, cancellationToken,
+                    Options.EarlyExit, RecordSampleErrors);
                 for (int i = 0; i < size; i++)
                 {
                     var t = tallies[i];
                     long trunk = Options.ShareTrunk ? t.SamplesEvaluated : t.Counts.Sum();
-                    results[start + i] = ClassPrediction.FromTally(t, n, trunk, pixels, trunkFlops, headFlops, Temperature);
+                    results[start + i] = ClassPrediction.FromTally(t, n, trunk, pixels, trunkFlops, headFlops, Temperature) with
+                    {
+                        Timesteps = streams[i].Timesteps,
+                    };
                 }
             }
             finally
@@ -314,7 +322,9 @@ public sealed class BayesClassifier : IDisposable
     private NoiseSampleStream CreateStream(long seed, int n)
     {
         var c = model.Config;
-        var ends = Options.Pruning?.Resolve(n).Select(s => s.CumulativeSamples).ToArray() ?? Array.Empty<int>();
+        // Pruning stages and looks are both boundaries of the draw: every prefix they end is spread over 1..T.
+        var ends = (Options.Pruning?.Resolve(n).Select(s => s.CumulativeSamples) ?? [])
+            .Union(Options.EarlyExit?.Looks(n) ?? []).Order().ToArray();
         return new NoiseSampleStream(seed, n, Options.TimestepStrategy, Scheduler, ends, new long[] { c.InChannels, c.Height, c.Width });
     }
 

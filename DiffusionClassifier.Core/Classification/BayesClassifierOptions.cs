@@ -39,6 +39,12 @@ public sealed record BayesClassifierOptions
     public PruningSchedule? Pruning { get; init; } = DefaultPruning;
 
     /// <summary>
+    /// The sequential early exit: stop an image once a paired test says its label is decided at the stated error
+    /// rate, before n samples. Null (default) spends n samples on every image.
+    /// </summary>
+    public EarlyExit? EarlyExit { get; init; }
+
+    /// <summary>
     /// Rows (image, sample, class) per network call. Samples are never split across calls, so a call holds at least
     /// one sample with all its surviving classes even if that exceeds the chunk size. Default 64: the time per row
     /// is flat around it on small CPUs, and larger networks slow down with large batches (docs/performance.md).
@@ -104,6 +110,7 @@ public sealed record BayesClassifierOptions
             throw new ArgumentOutOfRangeException(nameof(Precision), Precision, "Unknown precision.");
         if (ChunkSize < 1 || ChunkSize > MaxChunkSize)
             throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize, $"ChunkSize must lie in 1..{MaxChunkSize}.");
+        EarlyExit?.Validate();
         if (Temperature is double temperature)
             ProbabilityCalibration.ValidateTemperature(temperature, nameof(Temperature));
     }

@@ -57,6 +57,20 @@ public sealed record ClassPrediction
     /// <summary>The sample count n requested.</summary>
     public required int Samples { get; init; }
 
+    /// <summary>Distinct (t, eps) samples spent on the image: n unless pruning left one class or the early exit stopped it.</summary>
+    public required int SamplesSpent { get; init; }
+
+    /// <summary>Why the classifier stopped spending samples on the image.</summary>
+    public required StopReason StopReason { get; init; }
+
+    /// <summary>Per sample, in draw order, per class: the loss summed over pixels (NaN where the class did not receive
+    /// the sample), when the classifier records them (<see cref="BayesClassifier.RecordSampleErrors"/>); empty
+    /// otherwise. For analysing estimators offline (the CLI's <c>evaluate --sample-errors</c>).</summary>
+    internal IReadOnlyList<double[]> SampleErrors { get; init; } = [];
+
+    /// <summary>The timestep of each sample, in draw order.</summary>
+    internal IReadOnlyList<int> Timesteps { get; init; } = [];
+
     /// <summary>
     /// Noise predictions made for this image: one per (sample, class) pair, the sum of <see cref="SamplesPerClass"/>.
     /// Without trunk sharing each is a full network forward (the reference counts n x classes of these); with trunk
@@ -151,6 +165,9 @@ public sealed record ClassPrediction
             SamplesPerClass = (int[])counts.Clone(),
             PrunedClasses = pruneList.ToArray(),
             Samples = samples,
+            SamplesSpent = tally.SamplesEvaluated,
+            StopReason = tally.Stop,
+            SampleErrors = tally.SampleErrors ?? [],
             NetworkEvaluations = evaluations,
             TrunkEvaluations = trunkEvaluations,
             EquivalentFullEvaluations = (trunkEvaluations * trunkFlops + evaluations * headFlops) / (trunkFlops + headFlops),
