@@ -184,6 +184,33 @@ public sealed class CliClassifyAndEvaluateTests(CliFixture fixture) : IClassFixt
     }
 
     [Fact]
+    public void EvaluateWithEarlyExitMatchesTheLibraryAndWritesSampleErrors()
+    {
+        string json = fixture.NewPath("exit.json"), samples = fixture.NewPath("samples.jsonl");
+        var run = CliRunner.Run("evaluate", "--model", fixture.ModelPath, "--data", fixture.DataFolder, "--n", "6", "--early-exit", "0.3:2:1",
+            "--pruning", "none", "--json", json, "--sample-errors", samples);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("early_exit=error rate 0.3, looks from 2 x1", run.Out.Replace("\n", " "));
+        var options = BayesClassifierOptions.Default with { Pruning = null, EarlyExit = new EarlyExit { ErrorRate = 0.3, FirstLook = 2, LookGrowth = 1 } };
+        var predicted = LibraryPredictions(6, options);
+        using var report = JsonDocument.Parse(File.ReadAllText(json));
+        var result = report.RootElement.GetProperty("results")[0];
+        Assert.Equal(predicted.Zip(fixture.TestLabels).Count(p => p.First == p.Second), result.GetProperty("correct").GetInt32());
+        var lines = File.ReadAllLines(samples).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal(CliFixture.TestItems, lines.Length);
+        foreach (var line in lines)
+        {
+            Assert.Equal(6, line.GetProperty("timesteps").GetArrayLength());
+            var rows = line.GetProperty("errors").EnumerateArray().ToArray();
+            Assert.Equal(6, rows.Length);
+            // Without pruning a sample is scored for every class or, after an early stop, for none.
+            Assert.All(rows, row => Assert.True(row.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Number)
+                || row.EnumerateArray().All(e => e.ValueKind == JsonValueKind.Null)));
+        }
+    }
+
+    [Fact]
     public void EvaluateRefusesACacheThatIsNotOne()
     {
         string cache = fixture.NewPath("notacache.jsonl");
