@@ -139,6 +139,20 @@ public class BayesClassifierTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void ErrorsComeBackToTheHostOncePerStageNotPerChunk()
+    {
+        using var model = BayesClassifierReferenceTests.LoudModel();
+        using var images = Images(3);
+        // Chunks of 8 rows: dozens of network calls per image, three segments (pruning after 4 and 10 of 20 samples).
+        using var classifier = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8 });
+        classifier.PredictBatch(images, 20);
+        Assert.Equal(3, classifier.HostTransfers);
+        using var unpruned = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8, Pruning = null });
+        unpruned.PredictBatch(images, 20);
+        Assert.Equal(1, unpruned.HostTransfers);
+    }
+
+    [Fact]
     public void ConcurrentCallsAgreeWithSequentialOnes()
     {
         using var model = BayesClassifierReferenceTests.LoudModel();

@@ -293,7 +293,7 @@ public sealed class BayesClassifier : IDisposable
                 for (int i = 0; i < size; i++)
                     streams[i] = CreateStream(seeds[start + i], n);
                 using var group = images.narrow(0, start, size);
-                var evaluator = new NetworkEvaluator(this, group, streams);
+                using var evaluator = new NetworkEvaluator(this, group, streams);
                 var tallies = StagedEvaluation.Run(size, n, classes, stages, Options.ChunkSize, evaluator, cancellationToken,
                     Options.EarlyExit, RecordSampleErrors);
                 for (int i = 0; i < size; i++)
@@ -372,9 +372,45 @@ public sealed class BayesClassifier : IDisposable
     private static bool SameDevice(Device a, Device b) =>
         a.type == b.type && (a.index == b.index || (a.type == DeviceType.CPU));
 
-    /// <summary>Scores chunks of sample requests with the network for one group of images.</summary>
-    private sealed class NetworkEvaluator(BayesClassifier owner, Tensor images, NoiseSampleStream[] streams) : ISampleErrorEvaluator
+    /// <summary>Device-to-host copies of per-row errors made so far (one per <see cref="ISampleErrorEvaluator.Flush"/>
+    /// with work pending), for tests of host synchronisation.</summary>
+    internal long HostTransfers => Interlocked.Read(ref hostTransfers);
+
+    private long hostTransfers;
+
+    /// <summary>
+    /// Scores chunks of sample requests with the network for one group of images. The per-row errors stay on the
+    /// device until <see cref="Flush"/>, which copies all pending chunks to the host at once.
+    /// </summary>
+    private sealed class NetworkEvaluator(BayesClassifier owner, Tensor images, NoiseSampleStream[] streams) : ISampleErrorEvaluator, IDisposable
     {
+        private readonly List<(Tensor Rows, double[][] Errors)> pending = new();
+
+        public void Flush()
+        {
+            if (pending.Count == 0)
+                return;
+            using var scope = NewDisposeScope();
+            var all = cat(pending.Select(p => p.Rows).ToArray()).cpu().data<double>().ToArray();
+            Interlocked.Increment(ref owner.hostTransfers);
+            int row = 0;
+            foreach (var (rows, errors) in pending)
+            {
+                foreach (var e in errors)
+                    for (int k = 0; k < e.Length; k++)
+                        e[k] = all[row++];
+                rows.Dispose();
+            }
+            pending.Clear();
+        }
+
+        public void Dispose()
+        {
+            foreach (var (rows, _) in pending)
+                rows.Dispose();
+            pending.Clear();
+        }
+
         public void Evaluate(IReadOnlyList<SampleRequest> requests, double[][] errors)
         {
             using var scope = NewDisposeScope();
@@ -433,10 +469,7 @@ public sealed class BayesClassifier : IDisposable
                 ErrorMetric.L1 => diff.abs(),
                 _ => HuberLoss(diff),
             };
-            var perRow = loss.to(ScalarType.Float64).sum(new long[] { 1, 2, 3 }).cpu().data<double>().ToArray();
-            for (int p = 0, row = 0; p < pairs; p++)
-                for (int k = 0; k < errors[p].Length; k++)
-                    errors[p][k] = perRow[row++];
+            pending.Add((loss.to(ScalarType.Float64).sum(new long[] { 1, 2, 3 }).DetachFromDisposeScope(), errors));
         }
 
         private static readonly Scalar Half = 0.5.ToScalar();

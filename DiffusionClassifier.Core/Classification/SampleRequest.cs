@@ -10,8 +10,14 @@ internal readonly record struct SampleRequest(int Image, int Sample, int[] Class
 internal interface ISampleErrorEvaluator
 {
     /// <summary>Fills <c>errors[r][k]</c> with the per-image loss (summed over pixels) of request r for class
-    /// <c>requests[r].Classes[k]</c>.</summary>
+    /// <c>requests[r].Classes[k]</c>, at the latest when <see cref="Flush"/> returns.</summary>
     /// <param name="requests">One chunk of requests.</param>
     /// <param name="errors">One array per request, as long as its class list.</param>
     void Evaluate(IReadOnlyList<SampleRequest> requests, double[][] errors);
+
+    /// <summary>Completes every <see cref="Evaluate"/> call made so far (the network's: one device-to-host copy for
+    /// all of them).</summary>
+    void Flush()
+    {
+    }
 }

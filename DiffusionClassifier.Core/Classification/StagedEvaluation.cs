@@ -139,21 +139,24 @@ internal static class StagedEvaluation
     private static void EvaluateInChunks(List<SampleRequest> requests, int stage, int chunkSize, ISampleErrorEvaluator evaluator,
         Tally[] tallies, int[] evaluated, CancellationToken cancellationToken)
     {
+        // Every chunk of the segment is queued first and read back once: one host transfer per segment, not per chunk.
+        var pending = new List<(SampleRequest[] Chunk, double[][] Errors)>();
         int index = 0;
-        var chunk = new List<SampleRequest>();
         while (index < requests.Count)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            chunk.Clear();
-            int rows = 0;
-            while (index < requests.Count && (chunk.Count == 0 || rows + requests[index].Classes.Length <= chunkSize))
-            {
-                rows += requests[index].Classes.Length;
-                chunk.Add(requests[index++]);
-            }
+            int first = index, rows = 0;
+            while (index < requests.Count && (index == first || rows + requests[index].Classes.Length <= chunkSize))
+                rows += requests[index++].Classes.Length;
+            var chunk = requests.GetRange(first, index - first).ToArray();
             var errors = chunk.Select(r => new double[r.Classes.Length]).ToArray();
             evaluator.Evaluate(chunk, errors);
-            for (int r = 0; r < chunk.Count; r++)
+            pending.Add((chunk, errors));
+        }
+        evaluator.Flush();
+        foreach (var (chunk, errors) in pending)
+        {
+            for (int r = 0; r < chunk.Length; r++)
             {
                 var t = tallies[chunk[r].Image];
                 var cls = chunk[r].Classes;
