@@ -3,7 +3,7 @@ namespace DiffusionClassifier.Classification;
 /// <summary>
 /// A sequential early exit for <see cref="BayesClassifier"/>: at a few looks during the n samples, an image stops as
 /// soon as a paired t-test on the per-sample error differences says the leading class beats every other surviving
-/// class, at an overall error rate of at most <see cref="ErrorRate"/> (docs/algorithm.md §6). Immutable and thread-safe.
+/// class, at an overall error rate of at most <see cref="ErrorRate"/> (docs/early-exit.md). Immutable and thread-safe.
 /// </summary>
 /// <remarks>
 /// <para>At a look after m samples (every surviving class has received all m, at the same (t, eps)), let a be the
