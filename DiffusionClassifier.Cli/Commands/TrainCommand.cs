@@ -120,9 +120,9 @@ internal static class TrainCommand
         ConditionalUNet? model = null;
         if (s.Resume)
         {
-            TrainingOptions stored;
-            using (var probe = DiffusionTrainer.FromCheckpoint(checkpoint, options: null, logger))
-                stored = probe.Options;
+            // Read once: its options are the base, and the trainer is built from the same snapshot.
+            using var saved = TrainingCheckpoint.Load(checkpoint);
+            var stored = saved.Options;
             stored.CheckpointPath = checkpoint;
             stored.CheckpointEverySteps = s.Options.CheckpointEverySteps;
             stored.CheckpointInterval = s.Options.CheckpointInterval;
@@ -132,7 +132,7 @@ internal static class TrainCommand
             // --threads on the command line wins over the thread count the checkpoint recorded.
             if (s.Options.NumThreads is int threads)
                 stored.NumThreads = threads;
-            trainer = DiffusionTrainer.FromCheckpoint(checkpoint, stored, logger);
+            trainer = DiffusionTrainer.Resume(saved, stored, logger);
         }
         else
         {

@@ -69,6 +69,24 @@ public class DdpmSchedulerTests
         Assert.InRange(s.AlphaBars[400], 1e-3, 2e-2);
     }
 
+    [Fact]
+    public void Equality_IsTheConfiguration()
+    {
+        var a = new DdpmScheduler(400, 1e-4, 0.02);
+        var b = new DdpmScheduler();
+        Assert.True(a == b);
+        Assert.False(a != b);
+        Assert.True(a.Equals((object)b));
+        Assert.Equal(a.GetHashCode(), b.GetHashCode());
+        Assert.NotEqual(a, new DdpmScheduler(300, 1e-4, 0.02));
+        Assert.NotEqual(a, new DdpmScheduler(400, 2e-4, 0.02));
+        Assert.NotEqual(a, new DdpmScheduler(400, 1e-4, 0.03));
+        Assert.False(a == null);
+        Assert.True((DdpmScheduler?)null == null);
+        Assert.False(a.Equals(null));
+        Assert.Equal("DdpmScheduler(T = 300, betas 0.0001..0.02)", new DdpmScheduler(300).ToString());
+    }
+
     [Theory]
     [InlineData(0, 1e-4, 0.02, "numTrainTimesteps")]
     [InlineData(-5, 1e-4, 0.02, "numTrainTimesteps")]

@@ -205,6 +205,9 @@ public sealed class CheckpointTests : IDisposable
         { "plain model file", "not a training checkpoint" },
         { "missing optimizer tensor", "extra.optimizer.exp_avg_sq.up2.model.0.weight" },
         { "other batch size", "BatchSize 8" },
+        { "other schedule", "T = 300" },
+        { "missing options", "training_options" },
+        { "missing EMA tensor", "extra.ema.down1.model.0.conv1.0.weight" },
         { "bad permutation", "not a permutation" },
     };
 
@@ -240,6 +243,19 @@ public sealed class CheckpointTests : IDisposable
                 using (var t = new DiffusionTrainer(m, new DdpmScheduler(), o))
                     t.SaveCheckpoint(bad);
                 break;
+            case "other schedule":
+                using (var m = models.Create())
+                using (var t = new DiffusionTrainer(m, new DdpmScheduler(300), Options()))
+                    t.SaveCheckpoint(bad);
+                break;
+            case "missing options":
+                using (var content = SafeTensors.Load(good))
+                {
+                    var metadata = content.Metadata.Where(p => p.Key != "training_options").ToDictionary(p => p.Key, p => p.Value);
+                    SafeTensors.Save(bad, content.Tensors.ToDictionary(p => p.Key, p => p.Value), metadata);
+                }
+                break;
+            case "missing EMA tensor":
             case "missing optimizer tensor":
             case "bad permutation":
                 using (var content = SafeTensors.Load(good))
@@ -247,6 +263,8 @@ public sealed class CheckpointTests : IDisposable
                     var tensors = content.Tensors.ToDictionary(p => p.Key, p => p.Value);
                     if (kind == "bad permutation")
                         tensors["extra.trainer.permutation"] = zeros(Items, ScalarType.Int64);
+                    else if (kind == "missing EMA tensor")
+                        tensors.Remove("extra.ema.down1.model.0.conv1.0.weight");
                     else
                         tensors.Remove("extra.optimizer.exp_avg_sq.up2.model.0.weight");
                     SafeTensors.Save(bad, tensors, content.Metadata);
@@ -267,11 +285,55 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(0, trainer.CompletedSteps);
         foreach (var t in weightsBefore.Values) t.Dispose();
 
-        if (kind is not ("other architecture" or "other batch size"))
+        if (kind is not ("other architecture" or "other batch size" or "other schedule"))
         {
             Assert.Throws<InvalidDataException>(() => DiffusionTrainer.FromCheckpoint(bad));
             Assert.Equal(badBytes, File.ReadAllBytes(bad));
         }
+    }
+
+    [Fact]
+    public void LoadedCheckpointShowsTheRunAndResumeContinuesTheTrajectory()
+    {
+        var reference = Reference();
+        string checkpoint = PathOf("snapshot.safetensors");
+        RunAndCancel(checkpoint, 6);
+        using var saved = TrainingCheckpoint.Load(checkpoint);
+        Assert.Equal(checkpoint, saved.Path);
+        Assert.Equal(6, saved.CompletedSteps);
+        Assert.Equal(6 / StepsPerEpoch, saved.CompletedEpochs);
+        Assert.True(saved.HasEma);
+        Assert.Equal(TinyModels.Config(), saved.Config);
+        Assert.Equal(new DdpmScheduler(), saved.Scheduler);
+        var stored = saved.Options;
+        Assert.Equal((21L, Batch, Epochs, checkpoint), (stored.Seed, stored.BatchSize, stored.Epochs, stored.CheckpointPath));
+        stored.Seed = 5; // a copy: the checkpoint's options do not change
+        Assert.Equal(21L, saved.Options.Seed);
+
+        // Two trainers from one snapshot: the snapshot is not consumed, and both continue the same trajectory.
+        for (int i = 0; i < 2; i++)
+        {
+            using var trainer = DiffusionTrainer.Resume(saved);
+            Assert.Equal(6, trainer.CompletedSteps);
+            var result = trainer.Train(Data);
+            AssertLossesClose(reference.Losses.Skip(6), result.StepLosses);
+            AssertClose(reference.Weights, trainer.Model, $"final weights of resume {i + 1}");
+        }
+        foreach (var t in reference.Weights.Values.Concat(reference.Ema.Values)) t.Dispose();
+    }
+
+    [Fact]
+    public void ResumeRefusesOptionsThatDoNotFitTheCheckpoint()
+    {
+        string checkpoint = PathOf("fit.safetensors");
+        RunAndCancel(checkpoint, 6);
+        using var saved = TrainingCheckpoint.Load(checkpoint);
+        var fewerEpochs = saved.Options;
+        fewerEpochs.Epochs = 1;
+        Assert.Contains("beyond the 1 epochs", Assert.Throws<InvalidDataException>(() => DiffusionTrainer.Resume(saved, fewerEpochs)).Message);
+        var otherBatch = saved.Options;
+        otherBatch.BatchSize = 8;
+        Assert.Contains("BatchSize 16", Assert.Throws<InvalidDataException>(() => DiffusionTrainer.Resume(saved, otherBatch)).Message);
     }
 
     [Fact]
@@ -281,5 +343,6 @@ public sealed class CheckpointTests : IDisposable
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), Options());
         Assert.Throws<FileNotFoundException>(() => trainer.LoadCheckpoint(PathOf("absent.safetensors")));
         Assert.Throws<FileNotFoundException>(() => DiffusionTrainer.FromCheckpoint(PathOf("absent.safetensors")));
+        Assert.Throws<FileNotFoundException>(() => TrainingCheckpoint.Load(PathOf("absent.safetensors")));
     }
 }

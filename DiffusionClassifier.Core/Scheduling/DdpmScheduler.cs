@@ -9,9 +9,10 @@ namespace DiffusionClassifier.Scheduling;
 /// </summary>
 /// <remarks>
 /// beta_t = beta1 + (beta2 - beta1) t / T; alpha_t = 1 - beta_t; alphabar_t = exp(cumsum(log alpha_t)), so
-/// alphabar_0 = 1 - beta1. The scheduler holds no native memory; it is immutable and thread-safe.
+/// alphabar_0 = 1 - beta1. The scheduler holds no native memory; it is immutable and thread-safe. Two schedulers are
+/// equal when their configuration (T, beta_1, beta_T) is.
 /// </remarks>
-public sealed class DdpmScheduler
+public sealed class DdpmScheduler : IEquatable<DdpmScheduler>
 {
     /// <summary>The largest T accepted (the reference uses 400, diffusers 1000); larger values are refused before
     /// the coefficient tables are allocated.</summary>
@@ -66,6 +67,33 @@ public sealed class DdpmScheduler
     public double BetaStart { get; }
     /// <summary>beta_T of the linear schedule.</summary>
     public double BetaEnd { get; }
+
+    /// <summary>Whether <paramref name="other"/> has the same configuration (T, beta_1, beta_T).</summary>
+    /// <param name="other">The scheduler to compare with.</param>
+    /// <returns>True when the schedules are the same.</returns>
+    public bool Equals(DdpmScheduler? other) => other is not null &&
+        NumTrainTimesteps == other.NumTrainTimesteps && BetaStart.Equals(other.BetaStart) && BetaEnd.Equals(other.BetaEnd);
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => Equals(obj as DdpmScheduler);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => HashCode.Combine(NumTrainTimesteps, BetaStart, BetaEnd);
+
+    /// <summary>Configuration equality.</summary>
+    /// <param name="left">The first scheduler.</param>
+    /// <param name="right">The second scheduler.</param>
+    /// <returns>True when both are null or have the same configuration.</returns>
+    public static bool operator ==(DdpmScheduler? left, DdpmScheduler? right) => left is null ? right is null : left.Equals(right);
+
+    /// <summary>Configuration inequality.</summary>
+    /// <param name="left">The first scheduler.</param>
+    /// <param name="right">The second scheduler.</param>
+    /// <returns>True when exactly one is null or the configurations differ.</returns>
+    public static bool operator !=(DdpmScheduler? left, DdpmScheduler? right) => !(left == right);
+
+    /// <inheritdoc />
+    public override string ToString() => FormattableString.Invariant($"DdpmScheduler(T = {NumTrainTimesteps}, betas {BetaStart}..{BetaEnd})");
 
     /// <summary>beta_t, t = 0..T.</summary>
     public IReadOnlyList<double> Betas => betas;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Serialization;
@@ -98,14 +97,30 @@ public sealed class DiffusionTrainer : IDisposable
     public static DiffusionTrainer FromCheckpoint(string checkpointPath, TrainingOptions? options = null, ILogger<DiffusionTrainer>? logger = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
-        using var loaded = ModelFile.Load(checkpointPath);
-        options ??= ReadOptions(loaded.Metadata, checkpointPath);
-        var model = loaded.DetachModel();
+        using var checkpoint = TrainingCheckpoint.Load(checkpointPath);
+        return Resume(checkpoint, options, logger);
+    }
+
+    /// <summary>
+    /// Builds the model of a checkpoint already read and returns a trainer positioned where it left off. The trainer owns
+    /// that model; the checkpoint stays usable (and still needs disposing).
+    /// </summary>
+    /// <param name="checkpoint">A checkpoint from <see cref="TrainingCheckpoint.Load"/>.</param>
+    /// <param name="options">The settings to continue with; null uses <see cref="TrainingCheckpoint.Options"/>.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>The trainer; dispose it.</returns>
+    /// <exception cref="ArgumentException"><paramref name="options"/> is invalid.</exception>
+    /// <exception cref="InvalidDataException">The checkpoint does not fit <paramref name="options"/> (another batch size,
+    /// or more epochs done than the options ask for).</exception>
+    public static DiffusionTrainer Resume(TrainingCheckpoint checkpoint, TrainingOptions? options = null, ILogger<DiffusionTrainer>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        var model = new ConditionalUNet(checkpoint.Config);
         DiffusionTrainer? trainer = null;
         try
         {
-            trainer = new DiffusionTrainer(model, loaded.Scheduler, options, logger, ownsModel: true);
-            trainer.Restore(checkpointPath, model.Config, loaded.Scheduler, weights: null, loaded.Metadata, loaded.ExtraTensors);
+            trainer = new DiffusionTrainer(model, checkpoint.Scheduler, options ?? checkpoint.Options, logger, ownsModel: true);
+            trainer.Restore(checkpoint);
             return trainer;
         }
         catch
@@ -259,30 +274,11 @@ public sealed class DiffusionTrainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         ArgumentException.ThrowIfNullOrEmpty(path);
-        using var scope = NewDisposeScope();
-        var extras = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var states = optimizer.States;
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            string name = parameters[i].Name;
-            extras[TrainingCheckpoint.ExpAvgPrefix + name] = states[i].ExpAvg;
-            extras[TrainingCheckpoint.ExpAvgSqPrefix + name] = states[i].ExpAvgSq;
-            extras[TrainingCheckpoint.StepPrefix + name] = tensor(new[] { states[i].Step });
-        }
-        if (ema is not null)
-            foreach (var (key, value) in ema.Shadow)
-                extras[TrainingCheckpoint.EmaPrefix + key] = value;
-        extras[TrainingCheckpoint.RngStateKey] = generator.get_state();
-        if (permutation is not null)
-            extras[TrainingCheckpoint.PermutationKey] = tensor(permutation);
         var state = new TrainingState(TrainingCheckpoint.Version, epoch, stepInEpoch, globalStep, options.BatchSize, dataCount,
             epochLossSum, ema?.Updates ?? -1, permutation is not null);
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            [TrainingCheckpoint.StateKey] = JsonSerializer.Serialize(state, TrainingCheckpoint.Json),
-            [TrainingCheckpoint.OptionsKey] = JsonSerializer.Serialize(options, TrainingCheckpoint.Json),
-        };
-        ModelFile.Save(path, Model, Scheduler, metadata, extras);
+        using var rng = generator.get_state();
+        var adam = parameters.Select((p, i) => (p.Name, optimizer.States[i])).ToList();
+        TrainingCheckpoint.Save(path, Model, Scheduler, options, state, adam, ema?.Shadow, rng, permutation);
         logger.LogDebug("Checkpoint written to {Path} at epoch {Epoch}, step {Step}.", path, epoch + 1, globalStep);
     }
 
@@ -299,8 +295,8 @@ public sealed class DiffusionTrainer : IDisposable
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         ArgumentException.ThrowIfNullOrEmpty(checkpointPath);
-        using var loaded = ModelFile.Load(checkpointPath);
-        Restore(checkpointPath, loaded.Model.Config, loaded.Scheduler, loaded.Model.state_dict(), loaded.Metadata, loaded.ExtraTensors);
+        using var checkpoint = TrainingCheckpoint.Load(checkpointPath);
+        Restore(checkpoint);
     }
 
     /// <summary>
@@ -439,116 +435,38 @@ public sealed class DiffusionTrainer : IDisposable
             throw new ArgumentException($"The training data returned labels from {minLabel} to {maxLabel}; they must lie in [0, {c.Classes}).", "data");
     }
 
-    private static TrainingOptions ReadOptions(IReadOnlyDictionary<string, string> metadata, string path)
+    private void Restore(TrainingCheckpoint checkpoint)
     {
-        if (!metadata.TryGetValue(TrainingCheckpoint.OptionsKey, out var json))
-            throw new InvalidDataException($"'{path}' is not a training checkpoint: it has no '{TrainingCheckpoint.OptionsKey}' metadata.");
-        try
-        {
-            var read = JsonSerializer.Deserialize<TrainingOptions>(json, TrainingCheckpoint.Json)
-                ?? throw new InvalidDataException($"'{path}': the '{TrainingCheckpoint.OptionsKey}' metadata is null.");
-            read.Validate();
-            return read;
-        }
-        catch (Exception e) when (e is JsonException or ArgumentException)
-        {
-            throw new InvalidDataException($"'{path}': the stored training options are invalid: {e.Message}", e);
-        }
-    }
-
-    private void Restore(string path, ConditionalUNetConfig config, DdpmScheduler scheduler, IReadOnlyDictionary<string, Tensor>? weights,
-        IReadOnlyDictionary<string, string> metadata, IReadOnlyDictionary<string, Tensor> extras)
-    {
-        // 1. Check everything; change nothing.
-        if (!metadata.TryGetValue(TrainingCheckpoint.StateKey, out var stateJson))
-            throw new InvalidDataException($"'{path}' is a model file but not a training checkpoint: it has no '{TrainingCheckpoint.StateKey}' metadata.");
-        TrainingState state;
-        try
-        {
-            state = JsonSerializer.Deserialize<TrainingState>(stateJson, TrainingCheckpoint.Json)
-                ?? throw new InvalidDataException($"'{path}': the '{TrainingCheckpoint.StateKey}' metadata is null.");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"'{path}': the '{TrainingCheckpoint.StateKey}' metadata is not valid: {e.Message}", e);
-        }
-        if (state.Version != TrainingCheckpoint.Version)
-            throw new InvalidDataException($"'{path}' has training-state version {state.Version}; this library reads version {TrainingCheckpoint.Version}.");
-        if (config != Model.Config)
-            throw new InvalidDataException($"'{path}' holds a model {config} but this trainer's model is {Model.Config}.");
-        if (scheduler.NumTrainTimesteps != Scheduler.NumTrainTimesteps || scheduler.BetaStart != Scheduler.BetaStart || scheduler.BetaEnd != Scheduler.BetaEnd)
-            throw new InvalidDataException($"'{path}' was trained with the schedule T={scheduler.NumTrainTimesteps}, betas {scheduler.BetaStart}..{scheduler.BetaEnd} but this trainer uses T={Scheduler.NumTrainTimesteps}, betas {Scheduler.BetaStart}..{Scheduler.BetaEnd}.");
+        // 1. Check that the checkpoint fits this trainer (TrainingCheckpoint.Load checked the file itself); change nothing.
+        string path = checkpoint.Path;
+        var state = checkpoint.State;
+        if (checkpoint.Config != Model.Config)
+            throw new InvalidDataException($"'{path}' holds a model {checkpoint.Config} but this trainer's model is {Model.Config}.");
+        if (checkpoint.Scheduler != Scheduler)
+            throw new InvalidDataException($"'{path}' was trained with the schedule {checkpoint.Scheduler} but this trainer uses {Scheduler}.");
         if (state.BatchSize != options.BatchSize)
             throw new InvalidDataException($"'{path}' was trained with BatchSize {state.BatchSize} but the options say {options.BatchSize}; resume with the same batch size.");
-        if (state.Epoch < 0 || state.StepInEpoch < 0 || state.GlobalStep < 0 || state.DataCount < 0 || double.IsNaN(state.EpochLossSum))
-            throw new InvalidDataException($"'{path}' has an invalid training position: {state}.");
         if (state.Epoch > options.Epochs || (state.Epoch == options.Epochs && state.StepInEpoch > 0))
             throw new InvalidDataException($"'{path}' is at epoch {state.Epoch + 1}, beyond the {options.Epochs} epochs of the options.");
-        if (state.DataCount > 0)
-        {
-            long spe = (state.DataCount + state.BatchSize - 1) / state.BatchSize;
-            if (state.StepInEpoch > spe || state.GlobalStep != state.Epoch * spe + state.StepInEpoch)
-                throw new InvalidDataException($"'{path}' has an inconsistent training position: {state}.");
-        }
-
-        var states = optimizer.States;
-        var adam = new (Tensor ExpAvg, Tensor ExpAvgSq, long Step)[parameters.Count];
-        for (int i = 0; i < parameters.Count; i++)
-        {
-            var (name, p) = parameters[i];
-            var expAvg = RequireExtra(path, extras, TrainingCheckpoint.ExpAvgPrefix + name, p.shape, ScalarType.Float32);
-            var expAvgSq = RequireExtra(path, extras, TrainingCheckpoint.ExpAvgSqPrefix + name, p.shape, ScalarType.Float32);
-            var stepTensor = RequireExtra(path, extras, TrainingCheckpoint.StepPrefix + name, new long[] { 1 }, ScalarType.Int64);
-            long step = stepTensor.item<long>();
-            if (step < 0)
-                throw new InvalidDataException($"'{path}': Adam step count {step} of '{name}' is negative.");
-            adam[i] = (expAvg, expAvgSq, step);
-        }
-
-        Dictionary<string, Tensor>? emaValues = null;
-        if (ema is not null && state.EmaUpdates >= 0)
-        {
-            emaValues = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-            foreach (var (key, shadow) in ema.Shadow)
-                emaValues[key] = RequireExtra(path, extras, TrainingCheckpoint.EmaPrefix + key, shadow.shape, shadow.dtype);
-        }
-
-        var rng = RequireExtra(path, extras, TrainingCheckpoint.RngStateKey, null, ScalarType.Byte);
-        using var currentRng = generator.get_state();
-        if (!rng.shape.SequenceEqual(currentRng.shape))
-            throw new InvalidDataException($"'{path}': the generator state has shape [{string.Join(", ", rng.shape)}] but [{string.Join(", ", currentRng.shape)}] is expected.");
-
-        long[]? order = null;
-        if (state.HasPermutation)
-        {
-            var perm = RequireExtra(path, extras, TrainingCheckpoint.PermutationKey, new[] { state.DataCount }, ScalarType.Int64);
-            order = perm.data<long>().ToArray();
-            var seen = new bool[order.Length];
-            foreach (var i in order)
-            {
-                if (i < 0 || i >= order.Length || seen[i])
-                    throw new InvalidDataException($"'{path}': the stored item order is not a permutation of 0..{order.Length - 1}.");
-                seen[i] = true;
-            }
-        }
 
         // 2. Apply.
-        if (weights is not null)
-            ModelFile.CopyStateDict(Model, weights);
+        ModelFile.CopyStateDict(Model, checkpoint.Model.state_dict());
+        var states = optimizer.States;
         using (no_grad())
         {
             for (int i = 0; i < parameters.Count; i++)
             {
-                states[i].ExpAvg.copy_(adam[i].ExpAvg);
-                states[i].ExpAvgSq.copy_(adam[i].ExpAvgSq);
-                states[i].Step = adam[i].Step;
+                var saved = checkpoint.Adam[parameters[i].Name];
+                states[i].ExpAvg.copy_(saved.ExpAvg);
+                states[i].ExpAvgSq.copy_(saved.ExpAvgSq);
+                states[i].Step = saved.Step;
             }
         }
         if (ema is not null)
         {
-            if (emaValues is not null)
+            if (checkpoint.Ema is not null)
             {
-                ema.Load(emaValues, state.EmaUpdates);
+                ema.Load(checkpoint.Ema, state.EmaUpdates);
             }
             else
             {
@@ -557,25 +475,19 @@ public sealed class DiffusionTrainer : IDisposable
                 ema = new ExponentialMovingAverage(Model, options.EmaDecay);
             }
         }
-        generator.set_state(rng);
-        permutation = order;
+        generator.set_state(checkpoint.RngState);
+        permutation = checkpoint.Permutation?.ToArray();
         epoch = state.Epoch;
         stepInEpoch = state.StepInEpoch;
         globalStep = state.GlobalStep;
         epochLossSum = state.EpochLossSum;
         dataCount = state.DataCount;
-        WarnAboutChangedOptions(path, metadata);
+        WarnAboutChangedOptions(path, checkpoint.Options);
         logger.LogInformation("Resumed from '{Path}': epoch {Epoch}, step {Step} ({StepInEpoch} into the epoch).", path, epoch + 1, globalStep, stepInEpoch);
     }
 
-    private void WarnAboutChangedOptions(string path, IReadOnlyDictionary<string, string> metadata)
+    private void WarnAboutChangedOptions(string path, TrainingOptions stored)
     {
-        if (!metadata.TryGetValue(TrainingCheckpoint.OptionsKey, out var json))
-            return;
-        TrainingOptions? stored;
-        try { stored = JsonSerializer.Deserialize<TrainingOptions>(json, TrainingCheckpoint.Json); }
-        catch (JsonException) { return; }
-        if (stored is null) return;
         var changed = new List<string>();
         if (stored.Epochs != options.Epochs) changed.Add($"Epochs {stored.Epochs} -> {options.Epochs}");
         if (stored.LearningRate != options.LearningRate) changed.Add($"LearningRate {stored.LearningRate} -> {options.LearningRate}");
@@ -586,16 +498,5 @@ public sealed class DiffusionTrainer : IDisposable
         if (stored.GradientClipNorm != options.GradientClipNorm) changed.Add($"GradientClipNorm {stored.GradientClipNorm} -> {options.GradientClipNorm}");
         if (changed.Count > 0)
             logger.LogWarning("Resuming '{Path}' with changed options ({Changes}): the run will differ from an uninterrupted one.", path, string.Join("; ", changed));
-    }
-
-    private static Tensor RequireExtra(string path, IReadOnlyDictionary<string, Tensor> extras, string key, long[]? shape, ScalarType dtype)
-    {
-        if (!extras.TryGetValue(key, out var t))
-            throw new InvalidDataException($"'{path}' is not a complete training checkpoint: tensor '{ModelFile.ExtraTensorPrefix}{key}' is missing.");
-        if (t.dtype != dtype)
-            throw new InvalidDataException($"'{path}': tensor '{ModelFile.ExtraTensorPrefix}{key}' has dtype {t.dtype} but {dtype} is expected.");
-        if (shape is not null && !t.shape.SequenceEqual(shape))
-            throw new InvalidDataException($"'{path}': tensor '{ModelFile.ExtraTensorPrefix}{key}' has shape [{string.Join(", ", t.shape)}] but [{string.Join(", ", shape)}] is expected.");
-        return t;
     }
 }
