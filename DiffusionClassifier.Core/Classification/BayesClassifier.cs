@@ -1,8 +1,10 @@
 using System.Diagnostics;
+using System.Globalization;
+using DiffusionClassifier.Guards;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,7 +39,6 @@ namespace DiffusionClassifier.Classification;
 public sealed class BayesClassifier : IDisposable
 {
     private const int MaxImagesPerGroup = 64;
-    private const double RangeTolerance = 1e-5;
 
     private readonly ConditionalUNet model;
     private readonly ConditionalUNet network;
@@ -88,7 +89,7 @@ public sealed class BayesClassifier : IDisposable
             this.logger.LogInformation("Precision: {Decision}.", PrecisionDecision);
         networkType = Precision == InferencePrecision.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         model.eval();
-        if (first.dtype == networkType && SameDevice(first.device, Device))
+        if (first.dtype == networkType && TensorGuard.SameDevice(first.device, Device))
         {
             network = model;
         }
@@ -157,13 +158,10 @@ public sealed class BayesClassifier : IDisposable
         ValidateSamples(n);
         var c = model.Config;
         using var scope = NewDisposeScope();
-        bool ok = (image.dim() == 4 && image.shape[0] == 1 && Matches(image, 1))
-            || (image.dim() == 3 && Matches(image, 0))
-            || (image.dim() == 2 && c.InChannels == 1 && image.shape[0] == c.Height && image.shape[1] == c.Width);
-        if (!ok)
-            throw new ArgumentException(
-                $"Expected an image of shape [{c.InChannels}, {c.Height}, {c.Width}] or [1, {c.InChannels}, {c.Height}, {c.Width}]" +
-                (c.InChannels == 1 ? $" or [{c.Height}, {c.Width}]" : "") + $" but got [{string.Join(", ", image.shape)}].", nameof(image));
+        long[][] shapes = c.InChannels == 1
+            ? [[c.InChannels, c.Height, c.Width], [1, c.InChannels, c.Height, c.Width], [c.Height, c.Width]]
+            : [[c.InChannels, c.Height, c.Width], [1, c.InChannels, c.Height, c.Width]];
+        TensorGuard.Shape(image, nameof(image), shapes);
         var batch = CheckedImages(image.reshape(1, c.InChannels, c.Height, c.Width), nameof(image));
         return Run(batch, n, new[] { seed ?? Options.Seed }, null, cancellationToken)[0];
     }
@@ -181,12 +179,7 @@ public sealed class BayesClassifier : IDisposable
         ArgumentNullException.ThrowIfNull(pixels);
         CheckLength(pixels.Length, nameof(pixels));
         ValidateSamples(n);
-        for (int i = 0; i < pixels.Length; i++)
-        {
-            float v = pixels[i];
-            if (!float.IsFinite(v) || v < -RangeTolerance || v > 1 + RangeTolerance)
-                throw new ArgumentException($"pixels[{i}] = {v} is not a value in [0, 1].", nameof(pixels));
-        }
+        TensorGuard.UnitRange(pixels, nameof(pixels));
         var c = model.Config;
         using var scope = NewDisposeScope();
         var image = tensor(pixels, new long[] { 1, c.InChannels, c.Height, c.Width }).to(Device);
@@ -228,15 +221,13 @@ public sealed class BayesClassifier : IDisposable
         ArgumentNullException.ThrowIfNull(images);
         ValidateSamples(n);
         var c = model.Config;
-        bool ok = (images.dim() == 4 && Matches(images, 1))
-            || (images.dim() == 3 && c.InChannels == 1 && images.shape[1] == c.Height && images.shape[2] == c.Width);
-        if (!ok)
-            throw new ArgumentException(
-                $"Expected images of shape [B, {c.InChannels}, {c.Height}, {c.Width}]" + (c.InChannels == 1 ? $" or [B, {c.Height}, {c.Width}]" : "") +
-                $" but got [{string.Join(", ", images.shape)}].", nameof(images));
+        long[][] shapes = c.InChannels == 1
+            ? [[-1, c.InChannels, c.Height, c.Width], [-1, c.Height, c.Width]]
+            : [[-1, c.InChannels, c.Height, c.Width]];
+        TensorGuard.Shape(images, nameof(images), shapes);
         int count = checked((int)images.shape[0]);
         if (seeds is not null && seeds.Count != count)
-            throw new ArgumentException($"Expected {count} seeds (one per image) but got {seeds.Count}.", nameof(seeds));
+            throw TensorGuard.Mismatch(nameof(seeds), $"{count} seeds (one per image)", seeds.Count.ToString(CultureInfo.InvariantCulture));
         if (count == 0)
             return Array.Empty<ClassPrediction>();
         using var scope = NewDisposeScope();
@@ -328,30 +319,12 @@ public sealed class BayesClassifier : IDisposable
         return new NoiseSampleStream(seed, n, Options.TimestepStrategy, Scheduler, ends, new long[] { c.InChannels, c.Height, c.Width });
     }
 
-    private bool Matches(Tensor image, int offset)
-    {
-        var c = model.Config;
-        return image.shape[offset] == c.InChannels && image.shape[offset + 1] == c.Height && image.shape[offset + 2] == c.Width;
-    }
-
     /// <summary>Checks dtype, device, finiteness and range; returns the images as float32 (in the current scope).</summary>
     private Tensor CheckedImages(Tensor images, string parameterName)
     {
-        if (images.dtype != ScalarType.Float32 && images.dtype != ScalarType.Float64)
-            throw new ArgumentException($"Expected float32 or float64 pixels but got {images.dtype}.", parameterName);
-        if (!SameDevice(images.device, Device))
-            throw new ArgumentException($"The images are on {images.device} but the classifier runs on {Device}.", parameterName);
-        if (images.numel() > 0)
-        {
-            if (!isfinite(images).all().item<bool>())
-            {
-                long nan = isnan(images).sum().item<long>(), pos = isposinf(images).sum().item<long>(), neg = isneginf(images).sum().item<long>();
-                throw new ArgumentException($"The images contain non-finite values: {nan} NaN, {pos} +Infinity, {neg} -Infinity.", parameterName);
-            }
-            double min = images.min().to(ScalarType.Float64).item<double>(), max = images.max().to(ScalarType.Float64).item<double>();
-            if (min < -RangeTolerance || max > 1 + RangeTolerance)
-                throw new ArgumentException($"Pixel values must lie in [0, 1] but range from {min} to {max}.", parameterName);
-        }
+        TensorGuard.DType(images, parameterName, ScalarType.Float32, ScalarType.Float64);
+        TensorGuard.OnDevice(images, Device, parameterName, "the classifier's");
+        TensorGuard.UnitRange(images, parameterName);
         return images.to(ScalarType.Float32);
     }
 
@@ -360,7 +333,7 @@ public sealed class BayesClassifier : IDisposable
         var c = model.Config;
         int expected = c.InChannels * c.Height * c.Width;
         if (length != expected)
-            throw new ArgumentException($"Expected {expected} pixels ({c.InChannels} x {c.Height} x {c.Width}) but got {length}.", parameterName);
+            throw TensorGuard.Mismatch(parameterName, $"{expected} pixels ({c.InChannels} x {c.Height} x {c.Width})", length.ToString(CultureInfo.InvariantCulture));
     }
 
     private static void ValidateSamples(int n)
@@ -368,9 +341,6 @@ public sealed class BayesClassifier : IDisposable
         if (n < 1 || n > BayesClassifierOptions.MaxSamples)
             throw new ArgumentOutOfRangeException(nameof(n), n, $"The sample count must lie in 1..{BayesClassifierOptions.MaxSamples}.");
     }
-
-    private static bool SameDevice(Device a, Device b) =>
-        a.type == b.type && (a.index == b.index || (a.type == DeviceType.CPU));
 
     /// <summary>Device-to-host copies of per-row errors made so far (one per <see cref="ISampleErrorEvaluator.Flush"/>
     /// with work pending), for tests of host synchronisation.</summary>

@@ -1,3 +1,4 @@
+using DiffusionClassifier.Guards;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -80,11 +81,9 @@ internal static class ImageGrid
 
     private static void CheckBatch(Tensor images)
     {
-        if (images.dim() != 4)
-            throw new ArgumentException($"Expected images of shape [N, C, H, W] but got [{string.Join(", ", images.shape)}].", nameof(images));
+        TensorGuard.Shape(images, nameof(images), [-1, -1, -1, -1]);
         if (images.shape[0] < 1)
-            throw new ArgumentException("Expected at least one image but the batch is empty.", nameof(images));
-        if (!images.is_floating_point())
-            throw new ArgumentException($"Expected floating-point images but got {images.dtype}.", nameof(images));
+            throw TensorGuard.Mismatch(nameof(images), "at least one image", "an empty batch");
+        TensorGuard.FloatingPoint(images, nameof(images));
     }
 }

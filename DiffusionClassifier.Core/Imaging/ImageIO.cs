@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using DiffusionClassifier.Guards;
 using DiffusionClassifier.IO;
 using SkiaSharp;
 using static TorchSharp.torch;
@@ -187,19 +188,19 @@ public static class ImageIO
             2 => new[] { 1L, shape[0], shape[1] },
             3 => shape,
             4 when shape[0] == 1 => new[] { shape[1], shape[2], shape[3] },
-            _ => throw new ArgumentException($"Expected one image of shape [C, H, W], [1, C, H, W] or [H, W] but got [{string.Join(", ", shape)}].", nameof(image)),
+            _ => throw TensorGuard.Mismatch(nameof(image), "one image of shape [C, H, W], [1, C, H, W] or [H, W]", TensorGuard.Format(shape)),
         };
         if (chw[0] != 1 && chw[0] != 3)
-            throw new ArgumentException($"Expected 1 (grayscale) or 3 (RGB) channels but got {chw[0]}.", nameof(image));
+            throw TensorGuard.Mismatch(nameof(image), "1 (grayscale) or 3 (RGB) channels", chw[0].ToString(System.Globalization.CultureInfo.InvariantCulture));
         if (chw[1] < 1 || chw[2] < 1)
-            throw new ArgumentException($"The image is empty: [{string.Join(", ", shape)}].", nameof(image));
+            throw TensorGuard.Mismatch(nameof(image), "a non-empty image", TensorGuard.Format(shape));
         if ((long)chw[1] * scale > 65535 || (long)chw[2] * scale > 65535)
             throw new ArgumentOutOfRangeException(nameof(scale), scale, $"A {chw[2]}x{chw[1]} image scaled by {scale} exceeds 65535 pixels per side.");
 
         using var scope = NewDisposeScope();
         var x = image.detach().to(ScalarType.Float32, CPU).reshape(chw);
         if (x.isnan().any().item<bool>())
-            throw new ArgumentException("The image contains NaN values.", nameof(image));
+            throw TensorGuard.Mismatch(nameof(image), "pixel values that are numbers", "NaN values");
         if (scale > 1)
             x = x.repeat_interleave(scale, 1).repeat_interleave(scale, 2);
         // [C, H, W] -> [H, W, C] so that the bytes are interleaved per pixel.

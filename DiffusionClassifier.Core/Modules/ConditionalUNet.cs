@@ -1,7 +1,8 @@
-using TorchSharp;
+using DiffusionClassifier.Guards;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
+using TorchSharp;
 using static TorchSharp.torch.nn;
+using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Modules;
 
@@ -99,13 +100,8 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
     internal UNetTrunk Trunk(Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
-        if (x.dim() != 4 || x.shape[1] != Config.InChannels || x.shape[2] != Config.Height || x.shape[3] != Config.Width)
-            throw new ArgumentException(
-                $"Expected images of shape [B, {Config.InChannels}, {Config.Height}, {Config.Width}] but got [{string.Join(", ", x.shape)}].", nameof(x));
-        var weight = @out.FinalWeight;
-        if (x.dtype != weight.dtype || x.device_type != weight.device_type || x.device_index != weight.device_index)
-            throw new ArgumentException(
-                $"The images are {x.dtype} on {x.device} but the network's weights are {weight.dtype} on {weight.device}.", nameof(x));
+        TensorGuard.Shape(x, nameof(x), [-1, Config.InChannels, Config.Height, Config.Width]);
+        TensorGuard.Like(x, @out.FinalWeight, nameof(x), "the network's weights");
         using var scope = NewDisposeScope();
         var h = init_conv.call(x);
         var d1 = down1.call(h);
@@ -117,7 +113,7 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>Runs the label-dependent part on a trunk: embeddings, <c>up1</c>, <c>up2</c>, <c>out</c>.</summary>
     /// <param name="trunk">Activations from <see cref="Trunk"/>, batch B.</param>
     /// <param name="labels">Class labels [B], int64, each in [0, Classes).</param>
-    /// <param name="t">Normalised timesteps <c>t / n_T</c>, floating point, [B] or [B, 1, 1, 1].</param>
+    /// <param name="t">Normalised timesteps <c>t / n_T</c>, floating point, [B], [B, 1] or [B, 1, 1, 1].</param>
     /// <param name="contextMask">[B], 1 = drop the label; null keeps all labels.</param>
     /// <returns>The predicted noise [B, C, H, W]. The caller owns it.</returns>
     /// <exception cref="ArgumentException">A shape or dtype does not match the trunk.</exception>
@@ -128,16 +124,12 @@ public sealed class ConditionalUNet : Module<Tensor, Tensor, Tensor, Tensor>
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentNullException.ThrowIfNull(t);
         long b = trunk.BatchSize;
-        if (labels.dim() != 1 || labels.shape[0] != b)
-            throw new ArgumentException($"Expected labels of shape [{b}] but got [{string.Join(", ", labels.shape)}].", nameof(labels));
-        if (labels.dtype != ScalarType.Int64)
-            throw new ArgumentException($"Expected int64 labels but got {labels.dtype}.", nameof(labels));
-        if (t.numel() != b)
-            throw new ArgumentException($"Expected {b} timesteps but got {t.numel()}.", nameof(t));
-        if (!t.is_floating_point())
-            throw new ArgumentException($"Expected floating-point normalised timesteps t / n_T but got {t.dtype}.", nameof(t));
-        if (contextMask is not null && contextMask.numel() != b)
-            throw new ArgumentException($"Expected a context mask of {b} entries but got {contextMask.numel()}.", nameof(contextMask));
+        TensorGuard.Shape(labels, nameof(labels), [b]);
+        TensorGuard.DType(labels, nameof(labels), ScalarType.Int64);
+        TensorGuard.Shape(t, nameof(t), [b], [b, 1], [b, 1, 1, 1]);
+        TensorGuard.FloatingPoint(t, nameof(t));
+        if (contextMask is not null)
+            TensorGuard.Shape(contextMask, nameof(contextMask), [b], [b, 1]);
 
         using var scope = NewDisposeScope();
         if (b > 0)

@@ -1,3 +1,4 @@
+using DiffusionClassifier.Guards;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Modules;
@@ -25,9 +26,7 @@ internal sealed class UNetTrunk : IDisposable
         ArgumentNullException.ThrowIfNull(u1);
         foreach (var (t, name) in new[] { (h, nameof(h)), (d1, nameof(d1)), (d2, nameof(d2)), (u1, nameof(u1)) })
         {
-            if (t.dim() != 4 || t.shape[0] != h.shape[0])
-                throw new ArgumentException(
-                    $"Expected a [B, C, H, W] activation with B = {(h.dim() > 0 ? h.shape[0] : 0)} but got [{string.Join(", ", t.shape)}].", name);
+            TensorGuard.Shape(t, name, [h.dim() > 0 ? h.shape[0] : 0, -1, -1, -1]);
         }
         H = h; D1 = d1; D2 = d2; U1 = u1;
     }
@@ -54,8 +53,8 @@ internal sealed class UNetTrunk : IDisposable
     public UNetTrunk Select(Tensor index)
     {
         ArgumentNullException.ThrowIfNull(index);
-        if (index.dim() != 1 || index.dtype != ScalarType.Int64)
-            throw new ArgumentException($"Expected an int64 vector of row indices but got {index.dtype} [{string.Join(", ", index.shape)}].", nameof(index));
+        TensorGuard.Shape(index, nameof(index), [-1]);
+        TensorGuard.DType(index, nameof(index), ScalarType.Int64);
         if (index.numel() > 0)
         {
             long min = index.min().item<long>(), max = index.max().item<long>();

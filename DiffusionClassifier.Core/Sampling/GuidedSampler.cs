@@ -1,8 +1,9 @@
 using System.Diagnostics;
+using DiffusionClassifier.Guards;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -106,10 +107,8 @@ public sealed class GuidedSampler
     public SamplingResult Sample(Tensor labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(labels);
-        if (labels.dim() != 1)
-            throw new ArgumentException($"Expected a label vector [B] but got shape [{string.Join(", ", labels.shape)}].", nameof(labels));
-        if (labels.is_floating_point() || labels.is_complex() || labels.dtype == ScalarType.Bool)
-            throw new ArgumentException($"Expected integer labels but got {labels.dtype}.", nameof(labels));
+        TensorGuard.Shape(labels, nameof(labels), [-1]);
+        TensorGuard.Integer(labels, nameof(labels));
         CheckCount(labels.shape[0]);
         long[] values;
         using (var cpu = labels.to(ScalarType.Int64, CPU))

@@ -1,3 +1,4 @@
+using DiffusionClassifier.Guards;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -128,14 +129,12 @@ public sealed class DdpmScheduler : IEquatable<DdpmScheduler>
         ArgumentNullException.ThrowIfNull(noise);
         ArgumentNullException.ThrowIfNull(timesteps);
         if (originalSamples.dim() < 1)
-            throw new ArgumentException("The samples need a batch dimension: [B, ...].", nameof(originalSamples));
-        RequireFloatingPoint(originalSamples, nameof(originalSamples));
+            throw TensorGuard.Mismatch(nameof(originalSamples), "a batch dimension [B, ...]", "a scalar");
+        TensorGuard.FloatingPoint(originalSamples, nameof(originalSamples));
         RequireLike(noise, originalSamples, nameof(noise));
         long b = originalSamples.shape[0];
-        if (timesteps.dim() != 1 || timesteps.shape[0] != b)
-            throw new ArgumentException($"Expected timesteps of shape [{b}] but got [{string.Join(", ", timesteps.shape)}].", nameof(timesteps));
-        if (timesteps.is_floating_point() || timesteps.is_complex() || timesteps.dtype == ScalarType.Bool)
-            throw new ArgumentException($"Expected integer timesteps but got {timesteps.dtype}.", nameof(timesteps));
+        TensorGuard.Shape(timesteps, nameof(timesteps), [b]);
+        TensorGuard.Integer(timesteps, nameof(timesteps));
         using var scope = NewDisposeScope();
         var shape = new long[originalSamples.dim()];
         Array.Fill(shape, 1L);
@@ -164,7 +163,7 @@ public sealed class DdpmScheduler : IEquatable<DdpmScheduler>
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         ValidateTimestep(timestep);
-        RequireFloatingPoint(sample, nameof(sample));
+        TensorGuard.FloatingPoint(sample, nameof(sample));
         RequireLike(modelOutput, sample, nameof(modelOutput));
         if (timestep > 1)
         {
@@ -195,7 +194,7 @@ public sealed class DdpmScheduler : IEquatable<DdpmScheduler>
         ArgumentNullException.ThrowIfNull(modelOutput);
         ArgumentNullException.ThrowIfNull(sample);
         ValidateTimestep(timestep);
-        RequireFloatingPoint(sample, nameof(sample));
+        TensorGuard.FloatingPoint(sample, nameof(sample));
         using var z = timestep > 1 ? randn(sample.shape, sample.dtype, sample.device, generator: generator) : null;
         return Step(modelOutput, timestep, sample, z);
     }
@@ -239,22 +238,11 @@ public sealed class DdpmScheduler : IEquatable<DdpmScheduler>
         return result;
     }
 
-    private static void RequireFloatingPoint(Tensor tensor, string parameterName)
-    {
-        if (!tensor.is_floating_point())
-            throw new ArgumentException($"Expected a floating-point tensor but got {tensor.dtype}.", parameterName);
-    }
-
     // Same shape, dtype and device as the sample, so that the result keeps the sample's dtype.
     private static void RequireLike(Tensor tensor, Tensor sample, string parameterName)
     {
-        if (!tensor.shape.SequenceEqual(sample.shape))
-            throw new ArgumentException(
-                $"{parameterName} has shape [{string.Join(", ", tensor.shape)}] but the sample has [{string.Join(", ", sample.shape)}].", parameterName);
-        if (tensor.dtype != sample.dtype)
-            throw new ArgumentException($"{parameterName} is {tensor.dtype} but the sample is {sample.dtype}.", parameterName);
-        if (tensor.device_type != sample.device_type || tensor.device_index != sample.device_index)
-            throw new ArgumentException($"{parameterName} is on {tensor.device} but the sample is on {sample.device}.", parameterName);
+        TensorGuard.Shape(tensor, parameterName, sample.shape);
+        TensorGuard.Like(tensor, sample, parameterName, "the sample");
     }
 
     private void ValidateTimestep(int timestep)

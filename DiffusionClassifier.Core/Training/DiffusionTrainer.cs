@@ -1,12 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
+using DiffusionClassifier.Guards;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Serialization;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using TorchSharp;
+using Microsoft.Extensions.Logging;
 using TorchSharp.Modules;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Training;
@@ -423,13 +424,12 @@ public sealed class DiffusionTrainer : IDisposable
         var c = Model.Config;
         if (images is null || labels is null)
             throw new ArgumentException("The training data returned a null tensor.", "data");
-        if (images.dtype != ScalarType.Float32 || !images.shape.SequenceEqual(new long[] { count, c.InChannels, c.Height, c.Width }))
-            throw new ArgumentException($"The training data returned images {images.dtype} [{string.Join(", ", images.shape)}] but the model needs Float32 [{count}, {c.InChannels}, {c.Height}, {c.Width}].", "data");
-        if (labels.dtype != ScalarType.Int64 || !labels.shape.SequenceEqual(new long[] { count }))
-            throw new ArgumentException($"The training data returned labels {labels.dtype} [{string.Join(", ", labels.shape)}] but the model needs Int64 [{count}].", "data");
-        double min = images.min().item<float>(), max = images.max().item<float>();
-        if (!(min >= 0 && max <= 1))
-            throw new ArgumentException($"The training data returned image values from {min} to {max}; they must be finite and in [0, 1].", "data");
+        // The batch comes from the caller's ITrainingData: its faults are the data argument's.
+        TensorGuard.Shape(images, "data", [count, c.InChannels, c.Height, c.Width]);
+        TensorGuard.DType(images, "data", ScalarType.Float32);
+        TensorGuard.Shape(labels, "data", [count]);
+        TensorGuard.DType(labels, "data", ScalarType.Int64);
+        TensorGuard.UnitRange(images, "data");
         long minLabel = labels.min().item<long>(), maxLabel = labels.max().item<long>();
         if (minLabel < 0 || maxLabel >= c.Classes)
             throw new ArgumentException($"The training data returned labels from {minLabel} to {maxLabel}; they must lie in [0, {c.Classes}).", "data");

@@ -1,3 +1,4 @@
+using DiffusionClassifier.Guards;
 using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Training;
@@ -21,19 +22,15 @@ public sealed class TensorTrainingData : ITrainingData
     {
         ArgumentNullException.ThrowIfNull(images);
         ArgumentNullException.ThrowIfNull(labels);
-        if (images.dim() != 4 || images.shape[0] < 1)
-            throw new ArgumentException($"Expected images of shape [N, C, H, W] with N >= 1 but got [{string.Join(", ", images.shape)}].", nameof(images));
-        if (images.dtype != ScalarType.Float32)
-            throw new ArgumentException($"Expected float32 images but got {images.dtype}.", nameof(images));
-        if (labels.dim() != 1 || labels.shape[0] != images.shape[0])
-            throw new ArgumentException($"Expected labels of shape [{images.shape[0]}] but got [{string.Join(", ", labels.shape)}].", nameof(labels));
-        if (labels.dtype != ScalarType.Int64)
-            throw new ArgumentException($"Expected int64 labels but got {labels.dtype}.", nameof(labels));
+        TensorGuard.Shape(images, nameof(images), [-1, -1, -1, -1]);
+        if (images.shape[0] < 1)
+            throw TensorGuard.Mismatch(nameof(images), "at least one image", "an empty batch");
+        TensorGuard.DType(images, nameof(images), ScalarType.Float32);
+        TensorGuard.Shape(labels, nameof(labels), [images.shape[0]]);
+        TensorGuard.DType(labels, nameof(labels), ScalarType.Int64);
+        TensorGuard.UnitRange(images, nameof(images));
         using (var scope = NewDisposeScope())
         {
-            double min = images.min().item<float>(), max = images.max().item<float>();
-            if (!(min >= 0 && max <= 1))
-                throw new ArgumentException($"Image values must lie in [0, 1] (and be finite) but range from {min} to {max}.", nameof(images));
             long minLabel = labels.min().item<long>();
             if (minLabel < 0)
                 throw new ArgumentException($"Labels must not be negative but the smallest is {minLabel}.", nameof(labels));
