@@ -9,6 +9,8 @@ public enum Estimator
     Reference,
     /// <summary><see cref="BayesClassifierOptions.Default"/>: stratified t, shared trunk, pruning in stages.</summary>
     Default,
+    /// <summary><see cref="Default"/> plus the sequential early exit at error rate 0.05 (docs/early-exit.md).</summary>
+    EarlyExit,
 }
 
 /// <summary>Maps <see cref="Estimator"/> to options.</summary>
@@ -20,6 +22,7 @@ public static class Estimators
     {
         Estimator.Reference => BayesClassifierOptions.Reference,
         Estimator.Default => BayesClassifierOptions.Default,
+        Estimator.EarlyExit => BayesClassifierOptions.Default with { EarlyExit = new Classification.EarlyExit { ErrorRate = 0.05 } },
         _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "Unknown estimator."),
     };
 }

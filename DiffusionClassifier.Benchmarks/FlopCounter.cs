@@ -33,7 +33,7 @@ public static class FlopCounter
     /// <param name="trunks">Trunk evaluations.</param>
     /// <param name="heads">Head evaluations.</param>
     public static double TrunkAndHeads(ConditionalUNetConfig config, double trunks, double heads) =>
-        trunks * config.TrunkFlops() + heads * config.HeadFlops();
+        PredictionCost.Flops(config, trunks, heads);
 
     /// <summary>
     /// Network work of classifying one image with <see cref="BayesClassifier"/> at <paramref name="n"/> samples:
@@ -45,20 +45,8 @@ public static class FlopCounter
     /// <param name="classes">Number of classes.</param>
     /// <param name="n">Monte Carlo samples.</param>
     /// <param name="options">The estimator.</param>
-    public static (long Evaluations, long Trunks) PredictEvaluations(int classes, int n, BayesClassifierOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(options);
-        long evaluations = 0;
-        int done = 0, alive = classes;
-        foreach (var (end, keep) in options.Pruning?.Resolve(n) ?? [])
-        {
-            evaluations += (long)(end - done) * alive;
-            done = end;
-            alive = Math.Min(alive, keep);
-        }
-        evaluations += (long)(n - done) * alive;
-        return (evaluations, options.ShareTrunk ? n : evaluations);
-    }
+    public static (long Evaluations, long Trunks) PredictEvaluations(int classes, int n, BayesClassifierOptions options) =>
+        PredictionCost.Planned(classes, n, options);
 
     /// <summary>FLOPs of classifying one image (see <see cref="PredictEvaluations"/>).</summary>
     /// <param name="config">The architecture.</param>
@@ -67,8 +55,8 @@ public static class FlopCounter
     public static double Predict(ConditionalUNetConfig config, int n, BayesClassifierOptions options)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var (evaluations, trunks) = PredictEvaluations(config.Classes, n, options);
-        return options.ShareTrunk ? TrunkAndHeads(config, trunks, evaluations) : evaluations * config.ForwardFlops();
+        var (evaluations, trunks) = PredictionCost.Planned(config.Classes, n, options);
+        return PredictionCost.Flops(config, trunks, evaluations);
     }
 
     /// <summary>

@@ -150,6 +150,36 @@ public class BenchmarkSmokeTests
             Assert.Equal(n * 10L, evaluations);
     }
 
+    [Fact]
+    public void EarlyExitWorkloadIsWhatTheClassifierSpentOnTheDigits()
+    {
+        BenchmarkEnvironment.Smoke = true;
+        try
+        {
+            var spent = new Dictionary<Estimator, Workload>();
+            foreach (var estimator in new[] { Estimator.Default, Estimator.EarlyExit })
+            {
+                var bench = new EarlyExitBenchmarks { N = 20, Estimator = estimator };
+                bench.Setup();
+                try { bench.PredictBatch(); }
+                finally { bench.Cleanup(); }
+                spent[estimator] = new EarlyExitBenchmarks { N = 20, Estimator = estimator }.Describe(nameof(EarlyExitBenchmarks.PredictBatch));
+            }
+            // Smoke: 2 digits at n = 5. Without the exit the work is the planned one; with it, never more.
+            using var loaded = DiffusionClassifier.Pretrained.PretrainedModels.LoadMnistDefault();
+            var config = loaded.Model.Config;
+            var (evaluations, trunks) = FlopCounter.PredictEvaluations(config.Classes, 5, BayesClassifierOptions.Default);
+            Assert.Equal(2, spent[Estimator.Default].Images);
+            Assert.Equal(evaluations, spent[Estimator.Default].EvaluationsPerImage);
+            Assert.Equal(2 * FlopCounter.TrunkAndHeads(config, trunks, evaluations), spent[Estimator.Default].Flops, 1e-6);
+            Assert.InRange(spent[Estimator.EarlyExit].EvaluationsPerImage, 1, evaluations);
+        }
+        finally
+        {
+            BenchmarkEnvironment.Smoke = false;
+        }
+    }
+
     [Theory]
     [InlineData(8, 8)]
     [InlineData(32, 28)]

@@ -64,7 +64,7 @@ public class EarlyExitTests
         Assert.Equal(StopReason.Decided, t.Stop);
         Assert.Equal(4, t.SamplesEvaluated);
         Assert.Equal(40, evaluator.Rows);
-        var p = ClassPrediction.FromTally(t, n, t.SamplesEvaluated, 1, 1, 1, 1);
+        var p = ClassPrediction.FromTally(t, n, BayesClassifierOptions.Default, PixelConfig(1), 1);
         Assert.Equal(2, p.Label);
         Assert.Equal(StopReason.Decided, p.StopReason);
         Assert.Equal(4, p.SamplesSpent);
@@ -127,8 +127,8 @@ public class EarlyExitTests
             if (early[i].Stop != StopReason.Decided)
                 continue;
             decided++;
-            var a = ClassPrediction.FromTally(early[i], n, 0, 1, 1, 1, 1).Label;
-            var b = ClassPrediction.FromTally(full[i], n, 0, 1, 1, 1, 1).Label;
+            var a = ClassPrediction.FromTally(early[i], n, BayesClassifierOptions.Default, PixelConfig(1), 1).Label;
+            var b = ClassPrediction.FromTally(full[i], n, BayesClassifierOptions.Default, PixelConfig(1), 1).Label;
             disagree += a != b ? 1 : 0;
         }
         Assert.True(decided > 100, $"only {decided} decided"); // the test has power: this cannot pass vacuously
@@ -137,4 +137,7 @@ public class EarlyExitTests
 
     private static double Gaussian(Random rng) =>
         Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
+
+    /// <summary>An architecture whose images have <paramref name="pixels"/> values (FromTally's mean errors divide by it).</summary>
+    private static DiffusionClassifier.Modules.ConditionalUNetConfig PixelConfig(int pixels) => new(1, 16, 10, 1, pixels);
 }

@@ -49,7 +49,7 @@ public class StagedEvaluationTests
             var tallies = StagedEvaluation.Run(images, n, classes, schedule.Resolve(n), chunk, new MatrixEvaluator(errors, chunk), CancellationToken.None);
             for (int i = 0; i < images; i++)
             {
-                var p = ClassPrediction.FromTally(tallies[i], n, 0, 1, 1, 1, 1);
+                var p = ClassPrediction.FromTally(tallies[i], n, BayesClassifierOptions.Default, PixelConfig(1), 1);
                 Assert.Equal(trueClass[i], p.Label);
                 Assert.DoesNotContain(trueClass[i], p.PrunedClasses);
                 Assert.Equal(trueClass[i], Array.IndexOf(p.Probabilities.ToArray(), p.Probabilities.Max()));
@@ -73,7 +73,7 @@ public class StagedEvaluationTests
         Assert.Equal(1.0 * 50, t.ErrorSums[3], 12);
         Assert.Equal(1.5 * 10 + 0.5 * 40, t.ErrorSums[7], 12);
         Assert.Equal(4.0 * 10, t.ErrorSums[2], 12);
-        var p = ClassPrediction.FromTally(t, n, t.SamplesEvaluated, 4, 1, 1, 1);
+        var p = ClassPrediction.FromTally(t, n, BayesClassifierOptions.Default, PixelConfig(4), 1);
         Assert.Equal(7, p.Label); // 35/50 = 0.7 < 1.0
         Assert.Equal(new[] { 0, 1, 2, 4, 5, 6, 8, 9 }, p.PrunedClasses);
         Assert.Equal(0.7 / 4, p.MeanErrors[7], 12);
@@ -125,4 +125,7 @@ public class StagedEvaluationTests
         var evaluator = new MatrixEvaluator(Matrix(1, 5, 3, (_, _, _) => 1), 8);
         Assert.Throws<OperationCanceledException>(() => StagedEvaluation.Run(1, 5, 3, Array.Empty<(int, int)>(), 8, evaluator, cts.Token));
     }
+
+    /// <summary>An architecture whose images have <paramref name="pixels"/> values (FromTally's mean errors divide by it).</summary>
+    private static DiffusionClassifier.Modules.ConditionalUNetConfig PixelConfig(int pixels) => new(1, 16, 10, 1, pixels);
 }

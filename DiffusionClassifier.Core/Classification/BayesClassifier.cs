@@ -45,8 +45,6 @@ public sealed class BayesClassifier : IDisposable
     private readonly bool ownsModel;
     private readonly ScalarType networkType;
     private readonly ILogger<BayesClassifier> logger;
-    private readonly int pixels;
-    private readonly double trunkFlops, headFlops;
     private volatile bool disposed;
 
     /// <summary>Creates a classifier.</summary>
@@ -77,9 +75,6 @@ public sealed class BayesClassifier : IDisposable
         this.logger = logger ?? NullLogger<BayesClassifier>.Instance;
 
         var config = model.Config;
-        pixels = config.InChannels * config.Height * config.Width;
-        trunkFlops = config.TrunkFlops();
-        headFlops = config.HeadFlops();
 
         var first = model.parameters().First();
         Device = options.Device ?? first.device;
@@ -290,8 +285,7 @@ public sealed class BayesClassifier : IDisposable
                 for (int i = 0; i < size; i++)
                 {
                     var t = tallies[i];
-                    long trunk = Options.ShareTrunk ? t.SamplesEvaluated : t.Counts.Sum();
-                    results[start + i] = ClassPrediction.FromTally(t, n, trunk, pixels, trunkFlops, headFlops, Temperature) with
+                    results[start + i] = ClassPrediction.FromTally(t, n, Options, model.Config, Temperature) with
                     {
                         Timesteps = streams[i].Timesteps,
                     };

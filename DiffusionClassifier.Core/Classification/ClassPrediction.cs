@@ -1,3 +1,5 @@
+using DiffusionClassifier.Modules;
+
 namespace DiffusionClassifier.Classification;
 
 /// <summary>
@@ -106,14 +108,13 @@ public sealed record ClassPrediction
     /// <summary>Builds a prediction from the totals of <see cref="StagedEvaluation"/>.</summary>
     /// <param name="tally">Per-stage error sums, counts and pruned classes of one image.</param>
     /// <param name="samples">n requested.</param>
-    /// <param name="trunkEvaluations">Trunk evaluations spent.</param>
-    /// <param name="pixels">Values per image (C x H x W).</param>
-    /// <param name="trunkFlops">FLOPs of one trunk evaluation.</param>
-    /// <param name="headFlops">FLOPs of one head evaluation.</param>
+    /// <param name="options">The estimator (for the cost: <see cref="PredictionCost"/>).</param>
+    /// <param name="config">The architecture (pixels per image, FLOPs).</param>
     /// <param name="temperature">Divides the scores before the softmax of <see cref="Probabilities"/>.</param>
-    internal static ClassPrediction FromTally(StagedEvaluation.Tally tally, int samples, long trunkEvaluations, int pixels,
-        double trunkFlops, double headFlops, double temperature)
+    internal static ClassPrediction FromTally(StagedEvaluation.Tally tally, int samples, BayesClassifierOptions options, ConditionalUNetConfig config,
+        double temperature)
     {
+        int pixels = config.InChannels * config.Height * config.Width;
         var counts = tally.Counts;
         var sums = tally.ErrorSums;
         int k = counts.Length;
@@ -133,6 +134,7 @@ public sealed record ClassPrediction
         }
         if (label < 0)
             throw new InvalidOperationException("Every class was pruned.");
+        long trunks = PredictionCost.Trunks(options, tally.SamplesEvaluated, evaluations);
 
         // Scores: the summed error averaged over samples. A pruned class is compared with the label on the samples
         // they share (a paired difference) and offset by the label's full average: the per-sample variance cancels
@@ -169,8 +171,8 @@ public sealed record ClassPrediction
             StopReason = tally.Stop,
             SampleErrors = tally.SampleErrors ?? [],
             NetworkEvaluations = evaluations,
-            TrunkEvaluations = trunkEvaluations,
-            EquivalentFullEvaluations = (trunkEvaluations * trunkFlops + evaluations * headFlops) / (trunkFlops + headFlops),
+            TrunkEvaluations = trunks,
+            EquivalentFullEvaluations = PredictionCost.FullEquivalents(config, trunks, evaluations),
         };
     }
 
