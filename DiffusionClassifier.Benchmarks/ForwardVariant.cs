@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Benchmarks;
 
-/// <summary>Ways of running the same forward pass, compared by <see cref="ForwardVariantBenchmarks"/>.</summary>
+/// <summary>Ways of running the same forward pass, compared by <see cref="NetworkForwardBenchmarks"/>.</summary>
 public enum ForwardVariant
 {
     /// <summary>float32, contiguous (NCHW) tensors: what the library does.</summary>

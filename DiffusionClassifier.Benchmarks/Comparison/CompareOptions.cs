@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.CommandLine;
 
 namespace DiffusionClassifier.Benchmarks.Comparison;
 
@@ -79,82 +79,59 @@ public sealed class CompareOptions
           --json PATH               write the raw numbers of both sides
         """;
 
-    /// <summary>Parses the arguments after <c>compare</c>.</summary>
+    /// <summary>Parses the arguments after <c>compare</c> (System.CommandLine).</summary>
     /// <param name="args">Arguments.</param>
-    /// <exception cref="ArgumentException">An unknown option or a bad value.</exception>
+    /// <exception cref="ArgumentException">An unknown option or a bad value; the message names it.</exception>
     public static CompareOptions Parse(IReadOnlyList<string> args)
     {
-        ArgumentNullException.ThrowIfNull(args);
-        var o = new CompareOptions();
-        for (int i = 0; i < args.Count; i++)
+        var d = new CompareOptions();
+        var widths = ArgumentParsing.List("--widths", "Network widths F.", ArgumentParsing.IntAtLeast(1), "an integer >= 1", d.Widths);
+        var chunks = ArgumentParsing.List("--chunks", "Forward chunk sizes.", ArgumentParsing.IntAtLeast(1), "an integer >= 1", d.Chunks);
+        var estimatorWidths = ArgumentParsing.List<int>("--estimator-widths", "Widths for the classifiers (default: --widths).", ArgumentParsing.IntAtLeast(1), "an integer >= 1");
+        var n = ArgumentParsing.Int("--n", "Monte Carlo samples N of the classifiers.", d.N, 1);
+        var estimatorChunk = ArgumentParsing.Int("--estimator-chunk", "Rows per forward in the reference estimator (0 = all N*10).", d.EstimatorChunk, 0);
+        var predictBatch = ArgumentParsing.Int("--predict-batch", "Images per PredictBatch call.", d.PredictBatch, 1);
+        var matmulSize = ArgumentParsing.Int("--matmul-size", "Size of the float32 matmul ceiling.", d.MatmulSize, 1);
+        var warmup = ArgumentParsing.Int("--warmup", "Untimed runs before timing, at least.", d.Warmup, 0);
+        var warmupSeconds = ArgumentParsing.Double("--warmup-seconds", "Warm up for at least this many seconds.", d.WarmupSeconds, 0);
+        var repeats = ArgumentParsing.Int("--repeats", "Timed runs (median reported).", d.Repeats, 1);
+        var threads = ArgumentParsing.Int("--threads", "Threads on both sides (0 = all processors).", d.Threads, 0);
+        var variants = ArgumentParsing.List("--variants", "Our forward variants.", ArgumentParsing.EnumName<ForwardVariant>,
+            "one of " + string.Join(", ", Enum.GetNames<ForwardVariant>()), d.Variants);
+        var python = new Option<string>("--python") { Description = "Python with PyTorch.", DefaultValueFactory = _ => d.Python };
+        var script = new Option<string?>("--script") { Description = "Path of reference_benchmark.py." };
+        var pytorchJson = new Option<string?>("--pytorch-json") { Description = "Reuse PyTorch results from this JSON file." };
+        var json = new Option<string?>("--json") { Description = "Write the raw numbers of both sides." };
+        string[] parts = ["matmul", "forward", "estimator", "predict", "pytorch"];
+        var skip = ArgumentParsing.List<int>("--skip", "Parts to skip.", p => Array.IndexOf(parts, p.ToLowerInvariant()) is int i and >= 0 ? i : null,
+            "a part (matmul, forward, estimator, predict, pytorch)");
+        var command = new RootCommand("compare: the side-by-side comparison with the PyTorch reference.")
         {
-            string name = args[i];
-            string Value()
-            {
-                if (i + 1 >= args.Count)
-                    throw new ArgumentException($"Option '{name}' needs a value.", nameof(args));
-                return args[++i];
-            }
-            switch (name)
-            {
-                case "--widths": o.Widths = IntList(name, Value()); break;
-                case "--chunks": o.Chunks = IntList(name, Value()); break;
-                case "--estimator-widths": o.EstimatorWidths = IntList(name, Value()); break;
-                case "--n": o.N = Int(name, Value(), 1); break;
-                case "--estimator-chunk": o.EstimatorChunk = Int(name, Value(), 0); break;
-                case "--predict-batch": o.PredictBatch = Int(name, Value(), 1); break;
-                case "--matmul-size": o.MatmulSize = Int(name, Value(), 1); break;
-                case "--warmup": o.Warmup = Int(name, Value(), 0); break;
-                case "--repeats": o.Repeats = Int(name, Value(), 1); break;
-                case "--threads": o.Threads = Int(name, Value(), 0); break;
-                case "--variants":
-                    o.Variants = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                        .Select(v => Enum.TryParse<ForwardVariant>(v, ignoreCase: true, out var variant) && Enum.IsDefined(variant) && !int.TryParse(v, out _)
-                            ? variant
-                            : throw new ArgumentException($"Option --variants: '{v}' is not one of {string.Join(", ", Enum.GetNames<ForwardVariant>())}.", nameof(args)))
-                        .Distinct().ToArray();
-                    if (o.Variants.Length == 0)
-                        throw new ArgumentException("Option --variants: empty list.", nameof(args));
-                    break;
-                case "--warmup-seconds":
-                {
-                    string v = Value();
-                    o.WarmupSeconds = double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) && seconds >= 0 && double.IsFinite(seconds)
-                        ? seconds
-                        : throw new ArgumentException($"Option --warmup-seconds: '{v}' is not a number >= 0.", nameof(args));
-                    break;
-                }
-                case "--python": o.Python = Value(); break;
-                case "--script": o.Script = Value(); break;
-                case "--pytorch-json": o.PyTorchJson = Value(); break;
-                case "--json": o.JsonOutput = Value(); break;
-                case "--skip":
-                    foreach (var part in Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                    {
-                        if (part is not ("matmul" or "forward" or "estimator" or "predict" or "pytorch"))
-                            throw new ArgumentException($"Option --skip: unknown part '{part}' (matmul, forward, estimator, predict, pytorch).", nameof(args));
-                        o.Skip.Add(part);
-                    }
-                    break;
-                default:
-                    throw new ArgumentException($"Unknown option '{name}'.\n{Usage}", nameof(args));
-            }
-        }
+            widths, chunks, estimatorWidths, n, estimatorChunk, predictBatch, matmulSize, warmup, warmupSeconds, repeats, threads,
+            variants, python, script, pytorchJson, json, skip,
+        };
+        var r = ArgumentParsing.Parse(command, args, Usage);
+        var o = new CompareOptions
+        {
+            Widths = r.GetValue(widths)!,
+            Chunks = r.GetValue(chunks)!,
+            EstimatorWidths = r.GetValue(estimatorWidths),
+            N = r.GetValue(n),
+            EstimatorChunk = r.GetValue(estimatorChunk),
+            PredictBatch = r.GetValue(predictBatch),
+            MatmulSize = r.GetValue(matmulSize),
+            Warmup = r.GetValue(warmup),
+            WarmupSeconds = r.GetValue(warmupSeconds),
+            Repeats = r.GetValue(repeats),
+            Threads = r.GetValue(threads),
+            Variants = r.GetValue(variants)!,
+            Python = r.GetValue(python)!,
+            Script = r.GetValue(script),
+            PyTorchJson = r.GetValue(pytorchJson),
+            JsonOutput = r.GetValue(json),
+        };
+        foreach (int part in r.GetValue(skip) ?? [])
+            o.Skip.Add(parts[part]);
         return o;
-    }
-
-    private static int Int(string name, string text, int min)
-    {
-        if (!int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) || v < min)
-            throw new ArgumentException($"Option {name}: '{text}' is not an integer >= {min}.", nameof(text));
-        return v;
-    }
-
-    private static int[] IntList(string name, string text)
-    {
-        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length == 0)
-            throw new ArgumentException($"Option {name}: empty list.", nameof(text));
-        return parts.Select(p => Int(name, p, 1)).ToArray();
     }
 }

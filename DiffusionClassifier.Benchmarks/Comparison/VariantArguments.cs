@@ -1,4 +1,4 @@
-using System.Globalization;
+using System.CommandLine;
 
 namespace DiffusionClassifier.Benchmarks.Comparison;
 
@@ -28,32 +28,37 @@ public sealed class VariantArguments
     /// <summary>The value of an option (its default when not given).</summary>
     public int this[string option] => values[option];
 
-    /// <summary>Parses <paramref name="args"/>; <paramref name="defaults"/> names every option the mode takes.</summary>
+    /// <summary>Parses <paramref name="args"/> (System.CommandLine); <paramref name="defaults"/> names every option the
+    /// mode takes, each a non-negative integer.</summary>
     /// <exception cref="ArgumentException">An unknown option, an option without a non-negative integer, or a bad spec.</exception>
     public static VariantArguments Parse(IReadOnlyList<string> args, IReadOnlyDictionary<string, int> defaults)
     {
-        ArgumentNullException.ThrowIfNull(args);
         ArgumentNullException.ThrowIfNull(defaults);
-        var values = new Dictionary<string, int>(defaults);
-        var specs = new List<VariantSpec>();
-        for (int i = 0; i < args.Count; i++)
+        var options = defaults.ToDictionary(p => p.Key, p => ArgumentParsing.Int(p.Key, p.Key.TrimStart('-'), p.Value, 0));
+        var specs = new Argument<VariantSpec[]>("specs")
         {
-            string a = args[i];
-            if (a.StartsWith("--", StringComparison.Ordinal))
+            Description = "Variant specs: Float32 | ChannelsLast | BFloat16 | ChannelsLastBFloat16, each optionally ':fold'.",
+            Arity = ArgumentArity.ZeroOrMore,
+            CustomParser = result =>
             {
-                if (!values.ContainsKey(a))
-                    throw new ArgumentException($"Unknown option {a}.", nameof(args));
-                if (!(i + 1 < args.Count && int.TryParse(args[++i], NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) && v >= 0))
-                    throw new ArgumentException($"Option {a} needs a non-negative integer.", nameof(args));
-                values[a] = v;
-                continue;
-            }
-            var parts = a.Split(':');
-            if (!Enum.TryParse<ForwardVariant>(parts[0], true, out var variant) || !Enum.IsDefined(variant) || int.TryParse(parts[0], out _)
-                || parts.Skip(1).Any(p => p != "fold"))
-                throw new ArgumentException($"'{a}' is not a variant spec (e.g. Float32, ChannelsLastBFloat16:fold).", nameof(args));
-            specs.Add(new VariantSpec(a, variant, parts.Contains("fold")));
-        }
-        return new VariantArguments(values, specs);
+                var parsed = new List<VariantSpec>();
+                foreach (var token in result.Tokens)
+                {
+                    var parts = token.Value.Split(':');
+                    if (ArgumentParsing.EnumName<ForwardVariant>(parts[0]) is not { } variant || parts.Skip(1).Any(p => p != "fold"))
+                    {
+                        result.AddError($"'{token.Value}' is not a variant spec (e.g. Float32, ChannelsLastBFloat16:fold).");
+                        return [];
+                    }
+                    parsed.Add(new VariantSpec(token.Value, variant, parts.Contains("fold")));
+                }
+                return parsed.ToArray();
+            },
+        };
+        var command = new RootCommand { specs };
+        foreach (var option in options.Values)
+            command.Options.Add(option);
+        var result = ArgumentParsing.Parse(command, args, "");
+        return new VariantArguments(options.ToDictionary(p => p.Key, p => result.GetValue(p.Value)), [.. result.GetValue(specs) ?? []]);
     }
 }
