@@ -244,7 +244,7 @@ public sealed class BayesClassifier : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         ValidateSamples(n);
         using var scope = NewDisposeScope();
-        using var stream = CreateStream(seed ?? Options.Seed, n);
+        using var stream = CreateStream(seed ?? Options.Seed, SamplingPlan.Resolve(Options, n));
         var noise = stack(Enumerable.Range(0, n).Select(stream.NextNoise).ToArray());
         return (stream.Timesteps, noise.MoveToOuterDisposeScope());
     }
@@ -267,7 +267,7 @@ public sealed class BayesClassifier : IDisposable
             throw new InvalidOperationException("The model was switched to training mode; call eval() before classifying.");
         var stopwatch = Stopwatch.StartNew();
         int count = seeds.Length, classes = model.Config.Classes;
-        var stages = Options.Pruning?.Resolve(n) ?? Array.Empty<(int CumulativeSamples, int Keep)>();
+        var plan = SamplingPlan.Resolve(Options, n);
         var results = new ClassPrediction[count];
         using var inference = inference_mode();
         for (int start = 0; start < count; start += MaxImagesPerGroup)
@@ -277,10 +277,11 @@ public sealed class BayesClassifier : IDisposable
             try
             {
                 for (int i = 0; i < size; i++)
-                    streams[i] = CreateStream(seeds[start + i], n);
+                    streams[i] = CreateStream(seeds[start + i], plan);
                 using var group = images.narrow(0, start, size);
-                using var evaluator = new NetworkEvaluator(this, group, streams);
-                var tallies = StagedEvaluation.Run(size, n, classes, stages, Options.ChunkSize, evaluator, cancellationToken,
+                using var evaluator = new NetworkEvaluator(network, Scheduler, networkType, Options.ShareTrunk, Options.ErrorMetric, group, streams,
+                    () => Interlocked.Increment(ref hostTransfers));
+                var tallies = StagedEvaluation.Run(size, n, classes, plan.Stages, Options.ChunkSize, evaluator, cancellationToken,
                     Options.EarlyExit, RecordSampleErrors);
                 for (int i = 0; i < size; i++)
                 {
@@ -304,13 +305,10 @@ public sealed class BayesClassifier : IDisposable
         return results;
     }
 
-    private NoiseSampleStream CreateStream(long seed, int n)
+    private NoiseSampleStream CreateStream(long seed, SamplingPlan plan)
     {
         var c = model.Config;
-        // Pruning stages and looks are both boundaries of the draw: every prefix they end is spread over 1..T.
-        var ends = (Options.Pruning?.Resolve(n).Select(s => s.CumulativeSamples) ?? [])
-            .Union(Options.EarlyExit?.Looks(n) ?? []).Order().ToArray();
-        return new NoiseSampleStream(seed, n, Options.TimestepStrategy, Scheduler, ends, new long[] { c.InChannels, c.Height, c.Width });
+        return new NoiseSampleStream(seed, plan.Samples, Options.TimestepStrategy, Scheduler, plan.Boundaries, new long[] { c.InChannels, c.Height, c.Width });
     }
 
     /// <summary>Checks dtype, device, finiteness and range; returns the images as float32 (in the current scope).</summary>
@@ -341,108 +339,4 @@ public sealed class BayesClassifier : IDisposable
     internal long HostTransfers => Interlocked.Read(ref hostTransfers);
 
     private long hostTransfers;
-
-    /// <summary>
-    /// Scores chunks of sample requests with the network for one group of images. The per-row errors stay on the
-    /// device until <see cref="Flush"/>, which copies all pending chunks to the host at once.
-    /// </summary>
-    private sealed class NetworkEvaluator(BayesClassifier owner, Tensor images, NoiseSampleStream[] streams) : ISampleErrorEvaluator, IDisposable
-    {
-        private readonly List<(Tensor Rows, double[][] Errors)> pending = new();
-
-        public void Flush()
-        {
-            if (pending.Count == 0)
-                return;
-            using var scope = NewDisposeScope();
-            var all = cat(pending.Select(p => p.Rows).ToArray()).cpu().data<double>().ToArray();
-            Interlocked.Increment(ref owner.hostTransfers);
-            int row = 0;
-            foreach (var (rows, errors) in pending)
-            {
-                foreach (var e in errors)
-                    for (int k = 0; k < e.Length; k++)
-                        e[k] = all[row++];
-                rows.Dispose();
-            }
-            pending.Clear();
-        }
-
-        public void Dispose()
-        {
-            foreach (var (rows, _) in pending)
-                rows.Dispose();
-            pending.Clear();
-        }
-
-        public void Evaluate(IReadOnlyList<SampleRequest> requests, double[][] errors)
-        {
-            using var scope = NewDisposeScope();
-            var o = owner.Options;
-            var device = owner.Device;
-            int pairs = requests.Count;
-            var timesteps = new long[pairs];
-            var imageIndex = new long[pairs];
-            var noise = new Tensor[pairs];
-            int rows = 0;
-            for (int p = 0; p < pairs; p++)
-            {
-                var r = requests[p];
-                noise[p] = streams[r.Image].NextNoise(r.Sample);
-                timesteps[p] = streams[r.Image].Timesteps[r.Sample];
-                imageIndex[p] = r.Image;
-                rows += r.Classes.Length;
-            }
-            var rowPair = new long[rows];
-            var rowLabel = new long[rows];
-            for (int p = 0, row = 0; p < pairs; p++)
-            {
-                foreach (int c in requests[p].Classes)
-                {
-                    rowPair[row] = p;
-                    rowLabel[row++] = c;
-                }
-            }
-
-            var eps = stack(noise).to(device);
-            var t = tensor(timesteps, device: device);
-            var x0 = images.index_select(0, tensor(imageIndex, device: device));
-            var xt = owner.Scheduler.AddNoiseUnchecked(x0, eps, t).to(owner.networkType); // t in 1..T by construction
-            var tNorm = owner.Scheduler.NormalizeTimesteps(t, owner.networkType);
-            var pairIndex = tensor(rowPair, device: device);
-            var labels = tensor(rowLabel, device: device);
-            var rowT = tNorm.index_select(0, pairIndex);
-
-            Tensor predicted;
-            if (o.ShareTrunk)
-            {
-                using var trunk = owner.network.Trunk(xt);
-                using var rowTrunk = trunk.Select(pairIndex);
-                predicted = owner.network.Head(rowTrunk, labels, rowT);
-            }
-            else
-            {
-                predicted = owner.network.forward(xt.index_select(0, pairIndex), labels, rowT);
-            }
-
-            // Explicit alpha (a - b): see TorchScalars.
-            var diff = predicted.to(ScalarType.Float32).add(eps.index_select(0, pairIndex), TorchScalars.MinusOne);
-            var loss = o.ErrorMetric switch
-            {
-                ErrorMetric.L2 => diff.pow(TorchScalars.Two), // square() is pow(2) with a temporary Scalar
-                ErrorMetric.L1 => diff.abs(),
-                _ => HuberLoss(diff),
-            };
-            pending.Add((loss.to(ScalarType.Float64).sum(new long[] { 1, 2, 3 }).DetachFromDisposeScope(), errors));
-        }
-
-        private static readonly Scalar Half = 0.5.ToScalar();
-
-        private static Tensor HuberLoss(Tensor diff)
-        {
-            // PyTorch's huber_loss with delta 1: 0.5 d^2 where |d| < 1, |d| - 0.5 elsewhere.
-            var a = diff.abs();
-            return where(a.lt(TorchScalars.One), a.pow(TorchScalars.Two).mul(Half), a.add(Half, TorchScalars.MinusOne));
-        }
-    }
 }

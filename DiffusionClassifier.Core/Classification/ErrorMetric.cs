@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace DiffusionClassifier.Classification;
 
 /// <summary>The per-pixel loss between the true noise and the predicted noise, summed over the image.</summary>
@@ -11,4 +14,26 @@ public enum ErrorMetric
 
     /// <summary>Huber loss with delta 1 (PyTorch's default); probabilities are then a heuristic.</summary>
     Huber,
+}
+
+/// <summary>The metrics as functions.</summary>
+internal static class ErrorMetrics
+{
+    private static readonly Scalar Half = 0.5.ToScalar();
+
+    /// <summary>The per-pixel error of <paramref name="diff"/> = eps_hat - eps (same shape; the caller sums it).</summary>
+    public static Tensor PerPixel(this ErrorMetric metric, Tensor diff) => metric switch
+    {
+        ErrorMetric.L2 => diff.pow(TorchScalars.Two), // square() is pow(2) with a temporary Scalar
+        ErrorMetric.L1 => diff.abs(),
+        ErrorMetric.Huber => Huber(diff),
+        _ => throw new ArgumentOutOfRangeException(nameof(metric), metric, "Unknown error metric."),
+    };
+
+    // PyTorch's huber_loss with delta 1: 0.5 d^2 where |d| < 1, |d| - 0.5 elsewhere.
+    private static Tensor Huber(Tensor diff)
+    {
+        var a = diff.abs();
+        return where(a.lt(TorchScalars.One), a.pow(TorchScalars.Two).mul(Half), a.add(Half, TorchScalars.MinusOne));
+    }
 }

@@ -55,7 +55,7 @@ internal sealed class NoiseSampleStream : IDisposable
 
     /// <summary>
     /// Evenly spaced timesteps in an order whose every stage prefix is evenly spaced too: the grid is
-    /// <c>1 + floor((i + 0.5) T / n)</c> (<see cref="DdpmScheduler.EvenlySpacedTimesteps"/> for n &lt;= T); stage s,
+    /// <c>1 + floor((i + 0.5) T / n)</c> (<see cref="DdpmScheduler.StratumCentres"/>); stage s,
     /// ending at sample c_s, takes the not yet used grid points among the c_s evenly strided ones
     /// <c>floor((k + 0.5) n / c_s)</c>, thinned evenly to the c_s - c_{s-1} it needs, in ascending order.
     /// </summary>
@@ -64,10 +64,7 @@ internal sealed class NoiseSampleStream : IDisposable
     /// <param name="stageEnds">Cumulative stage ends below n, ascending.</param>
     internal static int[] StratifiedTimesteps(DdpmScheduler scheduler, int samples, IReadOnlyList<int> stageEnds)
     {
-        int T = scheduler.NumTrainTimesteps;
-        int[] grid = samples <= T
-            ? scheduler.EvenlySpacedTimesteps(samples)
-            : Enumerable.Range(0, samples).Select(i => 1 + (int)Math.Floor((i + 0.5) * T / samples)).ToArray();
+        int[] grid = scheduler.StratumCentres(samples);
 
         var used = new bool[samples];
         var order = new List<int>(samples);

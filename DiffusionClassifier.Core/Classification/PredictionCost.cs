@@ -22,7 +22,7 @@ internal static class PredictionCost
         ArgumentNullException.ThrowIfNull(options);
         long evaluations = 0;
         int done = 0, alive = classes;
-        foreach (var stage in options.Pruning?.Resolve(n) ?? [])
+        foreach (var stage in SamplingPlan.Resolve(options, n).Stages)
         {
             evaluations += (long)(stage.CumulativeSamples - done) * alive;
             done = stage.CumulativeSamples;

@@ -232,6 +232,15 @@ public sealed class DdpmScheduler : IEquatable<DdpmScheduler>
     {
         if (count < 1 || count > NumTrainTimesteps)
             throw new ArgumentOutOfRangeException(nameof(count), count, $"count must lie in 1..{NumTrainTimesteps}.");
+        return StratumCentres(count);
+    }
+
+    /// <summary>
+    /// <c>1 + floor((i + 0.5) T / count)</c>, i = 0..count-1: the rounded centres of <paramref name="count"/> equal strata
+    /// of 1..T. Strictly increasing when count &lt;= T; with more, neighbours repeat.
+    /// </summary>
+    internal int[] StratumCentres(int count)
+    {
         var result = new int[count];
         for (int i = 0; i < count; i++)
             result[i] = 1 + (int)Math.Floor((i + 0.5) * NumTrainTimesteps / count);
