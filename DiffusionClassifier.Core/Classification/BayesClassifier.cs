@@ -20,8 +20,9 @@ namespace DiffusionClassifier.Classification;
 /// surviving class on the same x_t (trunk once per sample and the head per class when
 /// <see cref="BayesClassifierOptions.ShareTrunk"/>); prune between stages; label = the survivor with the lowest mean
 /// error; probabilities as described on <see cref="ClassPrediction"/>.</para>
-/// <para><b>Reproducibility</b>: the draw depends only on the seed, n and the options, never on the batch, the chunk
-/// size or other threads. With the default seed every image gets the same (t, eps) set (common random numbers), so
+/// <para><b>Reproducibility</b>: the draw depends only on the seed, n, the options and the device type, never on the
+/// batch, the chunk size or other threads. The generator lives on <see cref="Device"/>, so the noise is drawn where the
+/// network runs (no copy per chunk); the CPU and CUDA generators draw different numbers for one seed. With the default seed every image gets the same (t, eps) set (common random numbers), so
 /// a prediction is a pure function of the image: <c>PredictBatch(images)[i]</c> equals <c>Predict(images[i])</c> up to
 /// float rounding of differently sized network batches (about 1e-6 relative). Pass per-image seeds for independent
 /// draws.</para>
@@ -238,14 +239,15 @@ public sealed class BayesClassifier : IDisposable
     /// </summary>
     /// <param name="n">Samples.</param>
     /// <param name="seed">Seed; null uses <see cref="BayesClassifierOptions.Seed"/>.</param>
-    /// <returns>The timesteps (1..T) and the noise [n, C, H, W] (float32, CPU; the caller owns it).</returns>
+    /// <returns>The timesteps (1..T) and the noise [n, C, H, W] (float32, copied to the CPU; the caller owns it). The noise is
+    /// drawn on <see cref="Device"/>, so a CUDA classifier draws other numbers than a CPU one for the same seed.</returns>
     public (int[] Timesteps, Tensor Noise) DrawNoise(int n, long? seed = null)
     {
         ObjectDisposedException.ThrowIf(disposed, this);
         ValidateSamples(n);
         using var scope = NewDisposeScope();
         using var stream = CreateStream(seed ?? Options.Seed, SamplingPlan.Resolve(Options, n));
-        var noise = stack(Enumerable.Range(0, n).Select(stream.NextNoise).ToArray());
+        var noise = stack(Enumerable.Range(0, n).Select(stream.NextNoise).ToArray()).cpu();
         return (stream.Timesteps, noise.MoveToOuterDisposeScope());
     }
 
@@ -308,7 +310,7 @@ public sealed class BayesClassifier : IDisposable
     private NoiseSampleStream CreateStream(long seed, SamplingPlan plan)
     {
         var c = model.Config;
-        return new NoiseSampleStream(seed, plan.Samples, Options.TimestepStrategy, Scheduler, plan.Boundaries, new long[] { c.InChannels, c.Height, c.Width });
+        return new NoiseSampleStream(seed, plan.Samples, Options.TimestepStrategy, Scheduler, plan.Boundaries, new long[] { c.InChannels, c.Height, c.Width }, Device);
     }
 
     /// <summary>Checks dtype, device, finiteness and range; returns the images as float32 (in the current scope).</summary>

@@ -6,12 +6,17 @@ namespace DiffusionClassifier.Classification;
 /// <summary>
 /// The (t, eps) samples of one image, drawn from a generator seeded for that image: the timesteps first (all n, for
 /// <see cref="TimestepStrategy.Random"/>), then one noise tensor per sample in sample order, on demand. The draw
-/// depends only on the seed, n, the strategy and the pruning boundaries, never on batching or chunking.
+/// depends only on the seed, n, the strategy, the boundaries and the device, never on batching or chunking.
 /// </summary>
+/// <remarks>The generator lives on the classifier's device, so the noise is drawn where the network runs, with no copy
+/// per chunk. A given seed gives the same draw on a given device type; the CPU and CUDA generators are different
+/// algorithms, so the draws differ between them. The timesteps are read back to the host once, when the stream is
+/// made.</remarks>
 /// <remarks>Owns a native generator: dispose it. Not thread-safe; each call of Predict makes its own.</remarks>
 internal sealed class NoiseSampleStream : IDisposable
 {
     private readonly Generator generator;
+    private readonly Device device;
     private readonly long[] noiseShape;
     private int next;
 
@@ -22,15 +27,17 @@ internal sealed class NoiseSampleStream : IDisposable
     /// <param name="scheduler">The noise schedule (T).</param>
     /// <param name="stageEnds">Cumulative sample counts of the pruning stages below n, ascending (may be empty).</param>
     /// <param name="noiseShape">Shape of one noise sample, [C, H, W].</param>
+    /// <param name="device">Where the generator lives and the noise is drawn; null = the CPU.</param>
     public NoiseSampleStream(long seed, int samples, TimestepStrategy strategy, DdpmScheduler scheduler,
-        IReadOnlyList<int> stageEnds, long[] noiseShape)
+        IReadOnlyList<int> stageEnds, long[] noiseShape, Device? device = null)
     {
         this.noiseShape = noiseShape;
-        generator = new Generator(unchecked((ulong)seed));
+        this.device = device ?? CPU;
+        generator = new Generator(unchecked((ulong)seed), this.device);
         if (strategy == TimestepStrategy.Random)
         {
-            using var t = scheduler.SampleTimesteps(samples, generator);
-            Timesteps = t.to(ScalarType.Int32).data<int>().ToArray();
+            using var t = scheduler.SampleTimesteps(samples, generator, this.device);
+            Timesteps = t.to(ScalarType.Int32).cpu().data<int>().ToArray();
         }
         else
         {
@@ -41,7 +48,7 @@ internal sealed class NoiseSampleStream : IDisposable
     /// <summary>The timestep of each sample, in sample order.</summary>
     public int[] Timesteps { get; }
 
-    /// <summary>Draws the noise of sample <paramref name="sample"/>, float32 on the CPU; samples must be requested in order.</summary>
+    /// <summary>Draws the noise of sample <paramref name="sample"/>, float32 on the stream's device; samples must be requested in order.</summary>
     /// <param name="sample">The next sample index.</param>
     /// <returns>eps [C, H, W]. The caller owns it.</returns>
     public Tensor NextNoise(int sample)
@@ -50,7 +57,7 @@ internal sealed class NoiseSampleStream : IDisposable
             throw new InvalidOperationException($"Noise sample {sample} requested but the next one is {next}.");
         next++;
         // One draw per sample keeps the stream independent of how samples are grouped into network calls.
-        return randn(noiseShape, ScalarType.Float32, CPU, generator: generator);
+        return randn(noiseShape, ScalarType.Float32, device, generator: generator);
     }
 
     /// <summary>

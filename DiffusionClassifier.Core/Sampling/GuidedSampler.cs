@@ -19,7 +19,8 @@ namespace DiffusionClassifier.Sampling;
 /// network's trunk does not depend on the label and BatchNorm is per-image in eval mode, the trunk runs once per
 /// step on x_t and only the head runs on the doubled batch. With w = 0 the unconditional half is skipped.</para>
 /// <para>All randomness (x_T, then z_T, ..., z_2, drawn for the whole batch at each step, the reference's order)
-/// comes from a CPU <see cref="Generator"/> seeded with <see cref="GuidedSamplerOptions.Seed"/>: a seed and chunk size
+/// comes from a <see cref="Generator"/> on the model's device seeded with <see cref="GuidedSamplerOptions.Seed"/> (the
+/// CPU and CUDA generators draw different numbers for one seed): on one device type a seed and chunk size
 /// give bit-identical images, and the noise does not depend on <see cref="GuidedSamplerOptions.ChunkSize"/> (other
 /// chunk sizes change only float rounding, about 1e-6, through batch-size-dependent oneDNN kernels).</para>
 /// <para>Does not own the model or the scheduler (nothing to dispose). A model in training mode is switched to eval
@@ -179,9 +180,10 @@ public sealed class GuidedSampler
             using var scope = NewDisposeScope();
             using var noGrad = no_grad();
             // The seed is reinterpreted as unsigned; libtorch seeds with 64 bits.
-            using var generator = new Generator(unchecked((ulong)options.Seed), CPU);
+            // The generator lives on the model's device: no copy of the noise per step (CPU and CUDA draws differ).
+            using var generator = new Generator(unchecked((ulong)options.Seed), device);
             var labelTensor = tensor(labels.Select(l => (long)l).ToArray(), ScalarType.Int64, device);
-            var x = randn(shape, dtype, CPU, generator: generator).to(device);
+            var x = randn(shape, dtype, device, generator: generator);
             var captures = new List<Tensor>();
             var captureTimes = new List<int>();
 
@@ -190,7 +192,7 @@ public sealed class GuidedSampler
                 cancellationToken.ThrowIfCancellationRequested();
                 using (var stepScope = NewDisposeScope())
                 {
-                    var z = t > 1 ? randn(shape, dtype, CPU, generator: generator).to(device) : null;
+                    var z = t > 1 ? randn(shape, dtype, device, generator: generator) : null;
                     var eps = PredictGuidedNoise(x, labelTensor, t, cancellationToken);
                     var next = scheduler.Step(eps, t, x, z).MoveToOuterDisposeScope();
                     x.Dispose();
