@@ -122,22 +122,21 @@ internal static class TrainCommand
         {
             // Read once: its options are the base, and the trainer is built from the same snapshot.
             using var saved = TrainingCheckpoint.Load(checkpoint);
-            var stored = saved.Options;
-            stored.CheckpointPath = checkpoint;
-            stored.CheckpointEverySteps = s.Options.CheckpointEverySteps;
-            stored.CheckpointInterval = s.Options.CheckpointInterval;
-            if (s.EpochsGiven)
-                stored.Epochs = s.Options.Epochs;
-            stored.Device = s.Options.Device;
             // --threads on the command line wins over the thread count the checkpoint recorded.
-            if (s.Options.NumThreads is int threads)
-                stored.NumThreads = threads;
+            var stored = saved.Options with
+            {
+                CheckpointPath = checkpoint,
+                CheckpointEverySteps = s.Options.CheckpointEverySteps,
+                CheckpointInterval = s.Options.CheckpointInterval,
+                Epochs = s.EpochsGiven ? s.Options.Epochs : saved.Options.Epochs,
+                Device = s.Options.Device,
+                NumThreads = s.Options.NumThreads ?? saved.Options.NumThreads,
+            };
             trainer = DiffusionTrainer.Resume(saved, stored, logger);
         }
         else
         {
-            var options = s.Options.Clone();
-            options.CheckpointPath = checkpoint;
+            var options = s.Options with { CheckpointPath = checkpoint };
             options.Validate();
             var config = ConditionalUNetConfig.Mnist(s.Features) with { Height = dataset.Height, Width = dataset.Width, Classes = dataset.Classes };
             config.Validate();

@@ -365,26 +365,25 @@ public sealed class BadInputMatrixTests(BadInputMatrixTests.Fixture fixture, ITe
         Add("DdpmScheduler.SampleTimesteps: -1", range, "count", "-1", f => f.Scheduler.SampleTimesteps(-1));
 
         // --- TrainingOptions, DiffusionTrainer, TensorTrainingData ---
-        void Trainer(Fixture f, Action<TrainingOptions> spoil)
+        void Trainer(Fixture f, Func<TrainingOptions, TrainingOptions> spoil)
         {
-            var o = f.TrainingOptions();
-            spoil(o);
+            var o = spoil(f.TrainingOptions());
             new DiffusionTrainer(f.Model, f.Scheduler, o).Dispose();
         }
-        Add("TrainingOptions.Epochs = 0", range, "Epochs", "0", f => Trainer(f, o => o.Epochs = 0));
-        Add("TrainingOptions.BatchSize = -1", range, "BatchSize", "-1", f => Trainer(f, o => o.BatchSize = -1));
-        Add("TrainingOptions.LearningRate = NaN", range, "LearningRate", "NaN", f => Trainer(f, o => o.LearningRate = double.NaN));
-        Add("TrainingOptions.LearningRate = 0", range, "LearningRate", "0", f => Trainer(f, o => o.LearningRate = 0));
-        Add("TrainingOptions.LearningRateSchedule undefined", range, "LearningRateSchedule", "7", f => Trainer(f, o => o.LearningRateSchedule = (LearningRateSchedule)7));
-        Add("TrainingOptions.LabelDropProbability = 1.5", range, "LabelDropProbability", "1.5", f => Trainer(f, o => o.LabelDropProbability = 1.5));
-        Add("TrainingOptions.Device = \"\"", argument, "Device", "''", f => Trainer(f, o => o.Device = ""));
-        Add("TrainingOptions.Device = \"gpu9\"", argument, "Device", "gpu9", f => Trainer(f, o => o.Device = "gpu9"));
-        Add("TrainingOptions.CheckpointPath = \" \"", argument, "CheckpointPath", "' '", f => Trainer(f, o => o.CheckpointPath = " "));
-        Add("TrainingOptions.CheckpointEverySteps = -1", range, "CheckpointEverySteps", "-1", f => Trainer(f, o => o.CheckpointEverySteps = -1));
-        Add("TrainingOptions.CheckpointInterval = -1 s", range, "CheckpointInterval", "-00:00:01", f => Trainer(f, o => o.CheckpointInterval = TimeSpan.FromSeconds(-1)));
-        Add("TrainingOptions.EmaDecay = 1", range, "EmaDecay", "1", f => Trainer(f, o => o.EmaDecay = 1));
-        Add("TrainingOptions.GradientClipNorm = -1", range, "GradientClipNorm", "-1", f => Trainer(f, o => o.GradientClipNorm = -1));
-        Add("TrainingOptions.NumThreads = 0", range, "NumThreads", "0", f => Trainer(f, o => o.NumThreads = 0));
+        Add("TrainingOptions.Epochs = 0", range, "Epochs", "0", f => Trainer(f, o => o with { Epochs = 0 }));
+        Add("TrainingOptions.BatchSize = -1", range, "BatchSize", "-1", f => Trainer(f, o => o with { BatchSize = -1 }));
+        Add("TrainingOptions.LearningRate = NaN", range, "LearningRate", "NaN", f => Trainer(f, o => o with { LearningRate = double.NaN }));
+        Add("TrainingOptions.LearningRate = 0", range, "LearningRate", "0", f => Trainer(f, o => o with { LearningRate = 0 }));
+        Add("TrainingOptions.LearningRateSchedule undefined", range, "LearningRateSchedule", "7", f => Trainer(f, o => o with { LearningRateSchedule = (LearningRateSchedule)7 }));
+        Add("TrainingOptions.LabelDropProbability = 1.5", range, "LabelDropProbability", "1.5", f => Trainer(f, o => o with { LabelDropProbability = 1.5 }));
+        Add("TrainingOptions.Device = \"\"", argument, "Device", "''", f => Trainer(f, o => o with { Device = "" }));
+        Add("TrainingOptions.Device = \"gpu9\"", argument, "Device", "gpu9", f => Trainer(f, o => o with { Device = "gpu9" }));
+        Add("TrainingOptions.CheckpointPath = \" \"", argument, "CheckpointPath", "' '", f => Trainer(f, o => o with { CheckpointPath = " " }));
+        Add("TrainingOptions.CheckpointEverySteps = -1", range, "CheckpointEverySteps", "-1", f => Trainer(f, o => o with { CheckpointEverySteps = -1 }));
+        Add("TrainingOptions.CheckpointInterval = -1 s", range, "CheckpointInterval", "-00:00:01", f => Trainer(f, o => o with { CheckpointInterval = TimeSpan.FromSeconds(-1) }));
+        Add("TrainingOptions.EmaDecay = 1", range, "EmaDecay", "1", f => Trainer(f, o => o with { EmaDecay = 1 }));
+        Add("TrainingOptions.GradientClipNorm = -1", range, "GradientClipNorm", "-1", f => Trainer(f, o => o with { GradientClipNorm = -1 }));
+        Add("TrainingOptions.NumThreads = 0", range, "NumThreads", "0", f => Trainer(f, o => o with { NumThreads = 0 }));
         Add("DiffusionTrainer.ctor: null options", nullArgument, "options", null, f => new DiffusionTrainer(f.Model, f.Scheduler, null!));
         Add("DiffusionTrainer.Train: null data", nullArgument, "data", null, f =>
         {

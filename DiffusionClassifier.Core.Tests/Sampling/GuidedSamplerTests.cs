@@ -193,20 +193,19 @@ public sealed class GuidedSamplerTests : IDisposable
     [Fact]
     public void BadOptionsThrowNamingTheSettingAndValue()
     {
-        void Check(Action<GuidedSamplerOptions> set, string name)
+        void Check(Func<GuidedSamplerOptions, GuidedSamplerOptions> set, string name)
         {
-            var options = new GuidedSamplerOptions();
-            set(options);
+            var options = set(new GuidedSamplerOptions());
             var e = Assert.Throws<ArgumentOutOfRangeException>(options.Validate);
             Assert.Equal(name, e.ParamName);
             Assert.NotNull(e.ActualValue);
             Assert.Throws<ArgumentOutOfRangeException>(() => new GuidedSampler(net, scheduler, options));
         }
-        Check(o => o.GuidanceWeight = -0.1, nameof(GuidedSamplerOptions.GuidanceWeight));
-        Check(o => o.GuidanceWeight = double.NaN, nameof(GuidedSamplerOptions.GuidanceWeight));
-        Check(o => o.GuidanceWeight = double.PositiveInfinity, nameof(GuidedSamplerOptions.GuidanceWeight));
-        Check(o => o.ChunkSize = 0, nameof(GuidedSamplerOptions.ChunkSize));
-        Check(o => o.CaptureEvery = -1, nameof(GuidedSamplerOptions.CaptureEvery));
+        Check(o => o with { GuidanceWeight = -0.1 }, nameof(GuidedSamplerOptions.GuidanceWeight));
+        Check(o => o with { GuidanceWeight = double.NaN }, nameof(GuidedSamplerOptions.GuidanceWeight));
+        Check(o => o with { GuidanceWeight = double.PositiveInfinity }, nameof(GuidedSamplerOptions.GuidanceWeight));
+        Check(o => o with { ChunkSize = 0 }, nameof(GuidedSamplerOptions.ChunkSize));
+        Check(o => o with { CaptureEvery = -1 }, nameof(GuidedSamplerOptions.CaptureEvery));
         new GuidedSamplerOptions().Validate();
         Assert.Equal(2.0, new GuidedSamplerOptions().GuidanceWeight);
 

@@ -125,7 +125,7 @@ public sealed class CheckpointTests : IDisposable
         string checkpoint = PathOf("periodic.safetensors");
         // Every 5 steps plus every epoch end: after 12 steps the last periodic one is at step 10; copy that one.
         var options = Options(checkpoint);
-        options.CheckpointEverySteps = 5;
+        options = options with { CheckpointEverySteps = 5 };
         string atStep10 = PathOf("at10.safetensors");
         var written = new List<long>();
         using (var model = models.Create())
@@ -238,7 +238,7 @@ public sealed class CheckpointTests : IDisposable
                 break;
             case "other batch size":
                 var o = Options();
-                o.BatchSize = 8;
+                o = o with { BatchSize = 8 };
                 using (var m = models.Create())
                 using (var t = new DiffusionTrainer(m, new DdpmScheduler(), o))
                     t.SaveCheckpoint(bad);
@@ -307,7 +307,7 @@ public sealed class CheckpointTests : IDisposable
         Assert.Equal(new DdpmScheduler(), saved.Scheduler);
         var stored = saved.Options;
         Assert.Equal((21L, Batch, Epochs, checkpoint), (stored.Seed, stored.BatchSize, stored.Epochs, stored.CheckpointPath));
-        stored.Seed = 5; // a copy: the checkpoint's options do not change
+        stored = stored with { Seed = 5 }; // a copy: the checkpoint's options do not change
         Assert.Equal(21L, saved.Options.Seed);
 
         // Two trainers from one snapshot: the snapshot is not consumed, and both continue the same trajectory.
@@ -329,10 +329,10 @@ public sealed class CheckpointTests : IDisposable
         RunAndCancel(checkpoint, 6);
         using var saved = TrainingCheckpoint.Load(checkpoint);
         var fewerEpochs = saved.Options;
-        fewerEpochs.Epochs = 1;
+        fewerEpochs = fewerEpochs with { Epochs = 1 };
         Assert.Contains("beyond the 1 epochs", Assert.Throws<InvalidDataException>(() => DiffusionTrainer.Resume(saved, fewerEpochs)).Message);
         var otherBatch = saved.Options;
-        otherBatch.BatchSize = 8;
+        otherBatch = otherBatch with { BatchSize = 8 };
         Assert.Contains("BatchSize 16", Assert.Throws<InvalidDataException>(() => DiffusionTrainer.Resume(saved, otherBatch)).Message);
     }
 

@@ -29,8 +29,8 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var __ = labels;
         using var model = models.Create();
         var options = Tiny(epochs: 6, batch: 20);
-        options.LearningRate = 2e-3;
-        options.Seed = 1;
+        options = options with { LearningRate = 2e-3 };
+        options = options with { Seed = 1 };
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         var result = trainer.Train(new TensorTrainingData(images, labels));
         Assert.Equal(60, result.StepsRun);
@@ -53,7 +53,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var __ = labels;
         using var model = models.Create();
         var options = Tiny(epochs: 4, batch: 16);
-        options.LearningRateSchedule = schedule;
+        options = options with { LearningRateSchedule = schedule };
         var reports = new List<TrainingProgress>();
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         trainer.Train(new TensorTrainingData(images, labels), new SyncProgress<TrainingProgress>(reports.Add));
@@ -85,7 +85,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var model = models.Create();
         var before = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
         var options = Tiny(epochs: 1, batch: 16);
-        options.GradientClipNorm = clipNorm;
+        options = options with { GradientClipNorm = clipNorm };
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         trainer.Train(new TensorTrainingData(images, labels));
         var moves = new List<float>();
@@ -113,8 +113,8 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var model = models.Create();
         string path = Path.Combine(Path.GetTempPath(), $"nan-{Guid.NewGuid():N}.safetensors");
         var options = Tiny(epochs: 2);
-        options.LearningRate = 1e30; // the first update moves every weight by 1e30
-        options.CheckpointPath = path;
+        options = options with { LearningRate = 1e30 }; // the first update moves every weight by 1e30
+        options = options with { CheckpointPath = path };
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         var ex = Assert.Throws<InvalidOperationException>(() => trainer.Train(new TensorTrainingData(images, labels)));
         Assert.Contains("loss became", ex.Message);
@@ -128,7 +128,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         if (cuda.is_available()) return; // only meaningful without CUDA (xunit 2 has no dynamic skip)
         using var model = models.Create();
         var options = Tiny();
-        options.Device = "cuda";
+        options = options with { Device = "cuda" };
         var ex = Assert.Throws<ArgumentException>(() => new DiffusionTrainer(model, new DdpmScheduler(), options));
         Assert.Equal("options", ex.ParamName);
         Assert.Contains("cuda", ex.Message);
@@ -141,7 +141,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         foreach (double p in new[] { 0.1, 0.35 })
         {
             var options = Tiny();
-            options.LabelDropProbability = p;
+            options = options with { LabelDropProbability = p };
             using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
             long dropped = 0, total = 0, tMin = long.MaxValue, tMax = long.MinValue;
             for (int i = 0; i < 200; i++)
@@ -165,7 +165,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         foreach (double p in new[] { 0.0, 1.0 })
         {
             var options = Tiny();
-            options.LabelDropProbability = p;
+            options = options with { LabelDropProbability = p };
             using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
             var (t, eps, mask) = trainer.DrawNoise(1000);
             using (t) using (eps) using (mask)
@@ -187,7 +187,7 @@ public sealed class DiffusionTrainerTests : IDisposable
             using var before = model.state_dict()["contextembed1.model.0.weight"].detach().clone();
             using var timeBefore = model.state_dict()["timeembed1.model.0.weight"].detach().clone();
             var options = Tiny(epochs: 1);
-            options.LabelDropProbability = p;
+            options = options with { LabelDropProbability = p };
             using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
             trainer.Train(new TensorTrainingData(images, labels));
             bool same = Same(model.state_dict()["contextembed1.model.0.weight"], before);
@@ -207,7 +207,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var w0 = model.state_dict()[key].detach().to(ScalarType.Float64);
         var snapshots = new List<Tensor>();
         var options = Tiny(epochs: 1, batch: 8); // 6 steps
-        options.EmaDecay = 0.7;
+        options = options with { EmaDecay = 0.7 };
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         trainer.Train(new TensorTrainingData(images, labels),
             new SyncProgress<TrainingProgress>(_ => snapshots.Add(model.state_dict()[key].detach().to(ScalarType.Float64).DetachFromDisposeScope())));
@@ -261,9 +261,9 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var model = models.Create();
         string path = Path.Combine(Path.GetTempPath(), $"leak-{Guid.NewGuid():N}.safetensors");
         var options = Tiny(epochs: 3, batch: 8); // 24 steps
-        options.EmaDecay = 0.9;
-        options.CheckpointPath = path;
-        options.CheckpointEverySteps = 3;
+        options = options with { EmaDecay = 0.9 };
+        options = options with { CheckpointPath = path };
+        options = options with { CheckpointEverySteps = 3 };
         var live = new List<long>();
         try
         {
@@ -303,7 +303,7 @@ public sealed class DiffusionTrainerTests : IDisposable
         {
             using var model = models.Create();
             var options = Tiny(epochs: 2);
-            options.Seed = seed;
+            options = options with { Seed = seed };
             using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
             return trainer.Train(new TensorTrainingData(images, labels)).StepLosses;
         }
@@ -388,7 +388,7 @@ public sealed class DiffusionTrainerTests : IDisposable
     {
         using var model = models.Create();
         var bad = Tiny();
-        bad.BatchSize = 0;
+        bad = bad with { BatchSize = 0 };
         Assert.Equal("BatchSize", Assert.Throws<ArgumentOutOfRangeException>(() => new DiffusionTrainer(model, new DdpmScheduler(), bad)).ParamName);
         Assert.Throws<ArgumentNullException>(() => new DiffusionTrainer(null!, new DdpmScheduler(), Tiny()));
         Assert.Throws<ArgumentNullException>(() => new DiffusionTrainer(model, null!, Tiny()));

@@ -24,37 +24,36 @@ public class TrainingOptionsTests
         o.Validate();
     }
 
-    public static TheoryData<string, Action<TrainingOptions>, string> InvalidOptions => new()
+    public static TheoryData<string, Func<TrainingOptions, TrainingOptions>, string> InvalidOptions => new()
     {
-        { "Epochs", o => o.Epochs = 0, "0" },
-        { "Epochs", o => o.Epochs = -3, "-3" },
-        { "BatchSize", o => o.BatchSize = 0, "0" },
-        { "LearningRate", o => o.LearningRate = 0, "0" },
-        { "LearningRate", o => o.LearningRate = -1e-4, "-0.0001" },
-        { "LearningRate", o => o.LearningRate = double.NaN, "NaN" },
-        { "LearningRate", o => o.LearningRate = double.PositiveInfinity, "Infinity" },
-        { "LearningRateSchedule", o => o.LearningRateSchedule = (LearningRateSchedule)7, "7" },
-        { "LabelDropProbability", o => o.LabelDropProbability = -0.1, "-0.1" },
-        { "LabelDropProbability", o => o.LabelDropProbability = 1.5, "1.5" },
-        { "LabelDropProbability", o => o.LabelDropProbability = double.NaN, "NaN" },
-        { "Device", o => o.Device = "", "''" },
-        { "Device", o => o.Device = "tpu", "tpu" },
-        { "CheckpointPath", o => o.CheckpointPath = "  ", "'  '" },
-        { "CheckpointEverySteps", o => o.CheckpointEverySteps = -1, "-1" },
-        { "CheckpointInterval", o => o.CheckpointInterval = TimeSpan.FromSeconds(-1), "-00:00:01" },
-        { "EmaDecay", o => o.EmaDecay = 1, "1" },
-        { "EmaDecay", o => o.EmaDecay = -0.5, "-0.5" },
-        { "GradientClipNorm", o => o.GradientClipNorm = -1, "-1" },
-        { "GradientClipNorm", o => o.GradientClipNorm = double.NaN, "NaN" },
-        { "NumThreads", o => o.NumThreads = 0, "0" },
+        { "Epochs", o => o with { Epochs = 0 }, "0" },
+        { "Epochs", o => o with { Epochs = -3 }, "-3" },
+        { "BatchSize", o => o with { BatchSize = 0 }, "0" },
+        { "LearningRate", o => o with { LearningRate = 0 }, "0" },
+        { "LearningRate", o => o with { LearningRate = -1e-4 }, "-0.0001" },
+        { "LearningRate", o => o with { LearningRate = double.NaN }, "NaN" },
+        { "LearningRate", o => o with { LearningRate = double.PositiveInfinity }, "Infinity" },
+        { "LearningRateSchedule", o => o with { LearningRateSchedule = (LearningRateSchedule)7 }, "7" },
+        { "LabelDropProbability", o => o with { LabelDropProbability = -0.1 }, "-0.1" },
+        { "LabelDropProbability", o => o with { LabelDropProbability = 1.5 }, "1.5" },
+        { "LabelDropProbability", o => o with { LabelDropProbability = double.NaN }, "NaN" },
+        { "Device", o => o with { Device = "" }, "''" },
+        { "Device", o => o with { Device = "tpu" }, "tpu" },
+        { "CheckpointPath", o => o with { CheckpointPath = "  " }, "'  '" },
+        { "CheckpointEverySteps", o => o with { CheckpointEverySteps = -1 }, "-1" },
+        { "CheckpointInterval", o => o with { CheckpointInterval = TimeSpan.FromSeconds(-1) }, "-00:00:01" },
+        { "EmaDecay", o => o with { EmaDecay = 1 }, "1" },
+        { "EmaDecay", o => o with { EmaDecay = -0.5 }, "-0.5" },
+        { "GradientClipNorm", o => o with { GradientClipNorm = -1 }, "-1" },
+        { "GradientClipNorm", o => o with { GradientClipNorm = double.NaN }, "NaN" },
+        { "NumThreads", o => o with { NumThreads = 0 }, "0" },
     };
 
     [Theory]
     [MemberData(nameof(InvalidOptions))]
-    public void ValidateNamesTheOptionAndItsValue(string name, Action<TrainingOptions> spoil, string shownValue)
+    public void ValidateNamesTheOptionAndItsValue(string name, Func<TrainingOptions, TrainingOptions> spoil, string shownValue)
     {
-        var o = new TrainingOptions();
-        spoil(o);
+        var o = spoil(new TrainingOptions());
         var ex = Assert.ThrowsAny<ArgumentException>(o.Validate);
         Assert.Equal(name, ex.ParamName);
         Assert.Contains(shownValue, ex.Message);
@@ -86,11 +85,13 @@ public class TrainingOptionsTests
     }
 
     [Fact]
-    public void CloneIsIndependent()
+    public void OptionsAreImmutableValues()
     {
         var o = new TrainingOptions { Epochs = 3 };
-        var c = o.Clone();
-        c.Epochs = 9;
+        var c = o with { Epochs = 9 };
         Assert.Equal(3, o.Epochs);
+        Assert.Equal(9, c.Epochs);
+        Assert.Equal(o, c with { Epochs = 3 });
+        Assert.Equal(new DiffusionClassifier.Sampling.GuidedSamplerOptions { Seed = 4 }, new DiffusionClassifier.Sampling.GuidedSamplerOptions { Seed = 4 });
     }
 }

@@ -2,22 +2,22 @@ namespace DiffusionClassifier.Data;
 
 /// <summary>How <see cref="MnistDataset"/> loads and validates a pair of idx files.</summary>
 /// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while a load that uses it runs.</remarks>
-public sealed class MnistDatasetOptions
+public sealed record MnistDatasetOptions
 {
     /// <summary>The number of classes; every label must be below it. Default 10.</summary>
-    public int Classes { get; set; } = 10;
+    public int Classes { get; init; } = 10;
 
     /// <summary>The required image height, or null to accept any. Default 28.</summary>
-    public int? Height { get; set; } = 28;
+    public int? Height { get; init; } = 28;
 
     /// <summary>The required image width, or null to accept any. Default 28.</summary>
-    public int? Width { get; set; } = 28;
+    public int? Width { get; init; } = 28;
 
     /// <summary>Keep only the first this many items (after validating the whole files), or null for all. Default null.</summary>
-    public int? Limit { get; set; }
+    public int? Limit { get; init; }
 
     /// <summary>The largest payload an idx file may declare; see <see cref="IdxFile.DefaultMaxPayloadBytes"/>.</summary>
-    public long MaxPayloadBytes { get; set; } = IdxFile.DefaultMaxPayloadBytes;
+    public long MaxPayloadBytes { get; init; } = IdxFile.DefaultMaxPayloadBytes;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when a value is out of range.</summary>
     public void Validate()

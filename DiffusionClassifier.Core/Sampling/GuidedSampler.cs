@@ -52,7 +52,7 @@ public sealed class GuidedSampler
         ArgumentNullException.ThrowIfNull(scheduler);
         this.model = model;
         this.scheduler = scheduler;
-        this.options = (options ?? new GuidedSamplerOptions()).Clone();
+        this.options = options ?? new GuidedSamplerOptions();
         this.options.Validate();
         this.logger = logger ?? NullLogger<GuidedSampler>.Instance;
     }
@@ -64,7 +64,7 @@ public sealed class GuidedSampler
     public DdpmScheduler Scheduler => scheduler;
 
     /// <summary>A copy of the settings in use.</summary>
-    public GuidedSamplerOptions Options => options.Clone();
+    public GuidedSamplerOptions Options => options;
 
     /// <summary>Generates one image per label.</summary>
     /// <param name="labels">Class of every image, each in [0, Classes); at least one.</param>

@@ -4,7 +4,7 @@ namespace DiffusionClassifier.Sampling;
 
 /// <summary>Settings of a <see cref="GuidedSampler"/>. Call <see cref="Validate"/> (the sampler does) before use.</summary>
 /// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while another thread reads it. <see cref="GuidedSampler"/> copies it, so later changes do not affect a sampler.</remarks>
-public sealed class GuidedSamplerOptions
+public sealed record GuidedSamplerOptions
 {
     /// <summary>The default guidance weight: 2, the strongest of the reference's {0, 0.5, 2}; it gives the most
     /// typical, legible digits.</summary>
@@ -18,11 +18,11 @@ public sealed class GuidedSamplerOptions
     /// 0 is plain conditional sampling (and skips the unconditional half); larger values give more typical, less
     /// diverse images. Default <see cref="DefaultGuidanceWeight"/> (2).
     /// </summary>
-    public double GuidanceWeight { get; set; } = DefaultGuidanceWeight;
+    public double GuidanceWeight { get; init; } = DefaultGuidanceWeight;
 
     /// <summary>Seed of the sampler's own random generator (x_T and every z). The same seed gives the same images.
     /// Default 0.</summary>
-    public long Seed { get; set; }
+    public long Seed { get; init; }
 
     /// <summary>
     /// Images per network call, at least 1. With w &gt; 0 the label-dependent head sees twice as many rows
@@ -30,20 +30,20 @@ public sealed class GuidedSamplerOptions
     /// float rounding (oneDNN picks batch-size-dependent kernels; about 1e-6); the same chunk size gives bit-identical
     /// images. Default <see cref="DefaultChunkSize"/> (64).
     /// </summary>
-    public int ChunkSize { get; set; } = DefaultChunkSize;
+    public int ChunkSize { get; init; } = DefaultChunkSize;
 
     /// <summary>
     /// Keep the intermediate x_t every this many reverse steps (t = T - k, T - 2k, ...) plus the final x_0; 0 keeps
     /// none. Each capture keeps a copy of the batch (B x C x H x W floats). Default 0.
     /// </summary>
-    public int CaptureEvery { get; set; }
+    public int CaptureEvery { get; init; }
 
     /// <summary>
     /// Where the sampling runs; null (the default) uses the device of the model's parameters. When set it must equal
     /// the model's device (the sampler never moves the model). The noise is always drawn on the CPU, so a seed gives the
     /// same noise on every device.
     /// </summary>
-    public Device? Device { get; set; }
+    public Device? Device { get; init; }
 
     /// <summary>Throws when a setting is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The guidance weight is negative, NaN or infinite; the chunk
@@ -57,7 +57,4 @@ public sealed class GuidedSamplerOptions
         if (CaptureEvery < 0)
             throw new ArgumentOutOfRangeException(nameof(CaptureEvery), CaptureEvery, "CaptureEvery must be 0 (no capture) or a positive step interval.");
     }
-
-    /// <summary>A copy of these settings.</summary>
-    public GuidedSamplerOptions Clone() => (GuidedSamplerOptions)MemberwiseClone();
 }

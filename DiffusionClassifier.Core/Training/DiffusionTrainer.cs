@@ -68,11 +68,16 @@ public sealed class DiffusionTrainer : IDisposable
         ArgumentNullException.ThrowIfNull(scheduler);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        this.options = options.Clone();
+        this.options = options;
         this.logger = logger ?? NullLogger<DiffusionTrainer>.Instance;
-        device = new Device(this.options.Device);
-        if (device.type == DeviceType.CUDA && !cuda.is_available())
-            throw new ArgumentException($"Device '{this.options.Device}' was requested but CUDA is not available.", nameof(options));
+        try
+        {
+            device = Devices.DeviceSelection.Resolve(this.options.Device);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(e.Message.Replace(" (Parameter 'spec')", "", StringComparison.Ordinal), nameof(options), e);
+        }
         Model = model;
         Scheduler = scheduler;
         model.to(device);
@@ -139,7 +144,7 @@ public sealed class DiffusionTrainer : IDisposable
     public DdpmScheduler Scheduler { get; }
 
     /// <summary>A copy of the settings in use.</summary>
-    public TrainingOptions Options => options.Clone();
+    public TrainingOptions Options => options;
 
     /// <summary>Epochs completed so far (including those before a resume).</summary>
     public int CompletedEpochs => epoch;

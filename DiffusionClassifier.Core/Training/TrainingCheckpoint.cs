@@ -54,8 +54,8 @@ public sealed class TrainingCheckpoint : IDisposable
     /// <summary>The file it was read from.</summary>
     public string Path { get; }
 
-    /// <summary>A copy of the options the run was saved with (already validated).</summary>
-    public TrainingOptions Options => options.Clone();
+    /// <summary>The options the run was saved with (already validated; immutable: change them with <c>with</c>).</summary>
+    public TrainingOptions Options => options;
 
     /// <summary>The architecture of the network.</summary>
     public ConditionalUNetConfig Config => file.Model.Config;

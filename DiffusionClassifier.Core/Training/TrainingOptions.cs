@@ -9,64 +9,64 @@ namespace DiffusionClassifier.Training;
 /// EMA of the weights, which are chosen for a CPU run. Call <see cref="Validate"/> (the trainer does) to check them.
 /// </summary>
 /// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while another thread reads it. <see cref="DiffusionTrainer"/> copies it, so later changes do not affect a trainer.</remarks>
-public sealed class TrainingOptions
+public sealed record TrainingOptions
 {
     /// <summary>Passes over the training data. Default 20 (the reference classifier model trained 50).</summary>
-    public int Epochs { get; set; } = 20;
+    public int Epochs { get; init; } = 20;
 
     /// <summary>Images per optimizer step. Default 128 (the reference used 512 on a GPU; large batches are slow on
     /// CPUs). The last batch of an epoch may be smaller (no images are dropped).</summary>
-    public int BatchSize { get; set; } = 128;
+    public int BatchSize { get; init; } = 128;
 
     /// <summary>Initial Adam learning rate. Default 1e-4 (reference). Adam uses beta1 0.9, beta2 0.999, eps 1e-8
     /// (PyTorch's defaults, as the reference).</summary>
-    public double LearningRate { get; set; } = 1e-4;
+    public double LearningRate { get; init; } = 1e-4;
 
     /// <summary>How the learning rate decays. Default <see cref="Training.LearningRateSchedule.LinearPerEpoch"/>
     /// (reference).</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<LearningRateSchedule>))]
-    public LearningRateSchedule LearningRateSchedule { get; set; } = LearningRateSchedule.LinearPerEpoch;
+    public LearningRateSchedule LearningRateSchedule { get; init; } = LearningRateSchedule.LinearPerEpoch;
 
     /// <summary>Probability that a sample's label is dropped (the unconditional case of classifier-free guidance),
     /// drawn independently per sample and step. Default 0.1 (reference).</summary>
-    public double LabelDropProbability { get; set; } = 0.1;
+    public double LabelDropProbability { get; init; } = 0.1;
 
     /// <summary>Seed of the trainer's random generator, which draws the shuffling, timesteps, noise and label drops.
     /// Default 0. The network's initial weights are not drawn by the trainer: seed them where the model is
     /// built.</summary>
-    public long Seed { get; set; }
+    public long Seed { get; init; }
 
-    /// <summary>Device to train on, as TorchSharp parses it ("cpu", "cuda", "cuda:1"). Default "cpu". The model is
+    /// <summary>Device to train on: auto, cpu, cuda or cuda:N (<see cref="Devices.DeviceSelection"/>). Default "cpu". The model is
     /// moved there; random numbers are always drawn on the CPU so that a run is the same on every device.</summary>
-    public string Device { get; set; } = "cpu";
+    public string Device { get; init; } = "cpu";
 
     /// <summary>Where checkpoints are written (atomically, one file, overwritten each time); null (default) writes
     /// none. A checkpoint is also a loadable model file.</summary>
-    public string? CheckpointPath { get; set; }
+    public string? CheckpointPath { get; init; }
 
     /// <summary>Write a checkpoint every this many optimizer steps; 0 (default) disables the step trigger.
     /// Checkpoints are also written at the end of every epoch, on cancellation and by
     /// <see cref="CheckpointInterval"/>.</summary>
-    public int CheckpointEverySteps { get; set; }
+    public int CheckpointEverySteps { get; init; }
 
     /// <summary>Write a checkpoint when this much time has passed since the last one; <see cref="TimeSpan.Zero"/>
     /// disables the time trigger. Default 10 minutes (an MNIST epoch takes tens of minutes on a CPU).</summary>
-    public TimeSpan CheckpointInterval { get; set; } = TimeSpan.FromMinutes(10);
+    public TimeSpan CheckpointInterval { get; init; } = TimeSpan.FromMinutes(10);
 
     /// <summary>Decay of the exponential moving average (EMA) of the weights, in [0, 1); 0 disables it. Default 0.999.
     /// After the n-th update the EMA is <c>d * ema + (1 - d) * w</c> with <c>d = min(EmaDecay, (1 + n) / (10 + n))</c>
     /// (the usual warm-up, so that short runs are not dominated by the initial weights); floating buffers (BatchNorm
     /// statistics) are averaged too, integer buffers copied. EMA weights usually sample and classify better than the
     /// raw weights; they are kept in checkpoints and exported by <see cref="DiffusionTrainer.SaveModel"/>.</summary>
-    public double EmaDecay { get; set; } = 0.999;
+    public double EmaDecay { get; init; } = 0.999;
 
     /// <summary>Clip the global L2 norm of the gradients to this value before each step; 0 (default, reference)
     /// disables clipping.</summary>
-    public double GradientClipNorm { get; set; }
+    public double GradientClipNorm { get; init; }
 
     /// <summary>If set, <c>torch.set_num_threads</c> is called with it when training starts (a process-wide setting).
     /// Default null: leave libtorch's thread count alone.</summary>
-    public int? NumThreads { get; set; }
+    public int? NumThreads { get; init; }
 
     /// <summary>Throws if a setting is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A setting is out of range; the parameter name is the property name
@@ -84,16 +84,8 @@ public sealed class TrainingOptions
             throw new ArgumentOutOfRangeException(nameof(LearningRateSchedule), LearningRateSchedule, Invariant($"LearningRateSchedule {(int)LearningRateSchedule} is not defined."));
         if (!(LabelDropProbability >= 0 && LabelDropProbability <= 1))
             throw new ArgumentOutOfRangeException(nameof(LabelDropProbability), LabelDropProbability, Invariant($"LabelDropProbability must lie in [0, 1] but is {LabelDropProbability}."));
-        if (string.IsNullOrWhiteSpace(Device))
-            throw new ArgumentException($"Device must name a device such as \"cpu\" but is '{Device}'.", nameof(Device));
-        try
-        {
-            _ = new TorchSharp.torch.Device(Device);
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException(Invariant($"Device '{Device}' is not a valid device: {e.Message}"), nameof(Device), e);
-        }
+        if (!Devices.DeviceSelection.IsValid(Device))
+            throw new ArgumentException($"Device must be auto, cpu, cuda or cuda:N (DeviceSelection) but is '{Device}'.", nameof(Device));
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentException(Invariant($"CheckpointPath must be null or a file path but is '{CheckpointPath}'."), nameof(CheckpointPath));
         if (CheckpointEverySteps < 0)
@@ -130,7 +122,4 @@ public sealed class TrainingOptions
             _ => LearningRate,
         };
     }
-
-    /// <summary>A copy of these options.</summary>
-    public TrainingOptions Clone() => (TrainingOptions)MemberwiseClone();
 }
