@@ -182,94 +182,113 @@ public sealed class DiffusionTrainer : IDisposable
         if (options.NumThreads is int threads)
             set_num_threads(threads);
 
-        int batchSize = options.BatchSize;
-        int stepsPerEpoch = checked((int)((n + batchSize - 1) / batchSize));
-        long totalSteps = (long)stepsPerEpoch * options.Epochs;
         dataCount = n;
-        var stepLosses = new List<float>();
-        var epochMeans = new List<double>();
-        long imagesRun = 0;
-        var clock = Stopwatch.StartNew();
-        var sinceCheckpoint = Stopwatch.StartNew();
+        var run = new TrainingRun(n, options.BatchSize, options.Epochs);
         bool wasTraining = Model.training;
         Model.train();
         if (epoch < options.Epochs)
             logger.LogInformation("Training {Parameters:N0} parameters on {Items} items: epoch {Epoch}/{Epochs}, step {Step}/{TotalSteps}, batch {Batch}, device {Device}.",
-                parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, totalSteps, batchSize, options.Device);
+                parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, run.TotalSteps, options.BatchSize, options.Device);
         try
         {
             while (epoch < options.Epochs)
-            {
-                if (permutation is null)
-                {
-                    using var order = randperm(n, generator: generator);
-                    permutation = order.data<long>().ToArray();
-                }
-                while (stepInEpoch < stepsPerEpoch)
-                {
-                    if (cancellationToken.IsCancellationRequested)
-                    {
-                        if (options.CheckpointPath is { } cancelPath)
-                            SaveCheckpoint(cancelPath);
-                        logger.LogWarning("Training cancelled at epoch {Epoch}, step {Step}/{TotalSteps}{Saved}.", epoch + 1, globalStep, totalSteps,
-                            options.CheckpointPath is null ? "" : $"; checkpoint written to {options.CheckpointPath}");
-                        cancellationToken.ThrowIfCancellationRequested();
-                    }
-
-                    int start = stepInEpoch * batchSize;
-                    int count = (int)Math.Min(batchSize, n - start);
-                    var indices = permutation.AsSpan(start, count).ToArray();
-                    double lr = options.LearningRateAt(epoch, globalStep, totalSteps);
-                    float loss = Step(data, indices, lr);
-
-                    stepInEpoch++;
-                    globalStep++;
-                    epochLossSum += loss;
-                    imagesRun += count;
-                    stepLosses.Add(loss);
-
-                    if (progress is not null)
-                    {
-                        var elapsed = clock.Elapsed;
-                        double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);
-                        var remaining = TimeSpan.FromSeconds(seconds / stepLosses.Count * (totalSteps - globalStep));
-                        progress.Report(new TrainingProgress(epoch + 1, options.Epochs, stepInEpoch, stepsPerEpoch, globalStep, totalSteps,
-                            loss, epochLossSum / stepInEpoch, optimizer.LearningRate, imagesRun / seconds, elapsed, remaining));
-                    }
-
-                    if (options.CheckpointPath is { } path && stepInEpoch < stepsPerEpoch &&
-                        ((options.CheckpointEverySteps > 0 && globalStep % options.CheckpointEverySteps == 0) ||
-                         (options.CheckpointInterval > TimeSpan.Zero && sinceCheckpoint.Elapsed >= options.CheckpointInterval)))
-                    {
-                        SaveCheckpoint(path);
-                        sinceCheckpoint.Restart();
-                    }
-                }
-
-                double mean = epochLossSum / stepsPerEpoch;
-                epochMeans.Add(mean);
-                epoch++;
-                stepInEpoch = 0;
-                epochLossSum = 0;
-                permutation = null;
-                logger.LogInformation("Epoch {Epoch}/{Epochs}: mean loss {Loss:F5}, {Rate:F1} images/s, elapsed {Elapsed}.",
-                    epoch, options.Epochs, mean, imagesRun / Math.Max(clock.Elapsed.TotalSeconds, 1e-9), clock.Elapsed);
-                if (options.CheckpointPath is { } epochPath)
-                {
-                    SaveCheckpoint(epochPath);
-                    sinceCheckpoint.Restart();
-                }
-                EpochCompleted?.Invoke(this, new EpochCompletedEventArgs(epoch, options.Epochs, mean, clock.Elapsed));
-            }
+                RunEpoch(data, run, progress, cancellationToken);
         }
         finally
         {
             Model.train(wasTraining);
         }
-        var total = clock.Elapsed;
-        return new TrainingResult(stepLosses.Count, totalSteps, epoch, stepLosses, epochMeans, total,
-            imagesRun / Math.Max(total.TotalSeconds, 1e-9));
+        var total = run.Clock.Elapsed;
+        return new TrainingResult(run.StepLosses.Count, run.TotalSteps, epoch, run.StepLosses, run.EpochMeans, total,
+            run.ImagesRun / Math.Max(total.TotalSeconds, 1e-9));
     }
+
+    /// <summary>The bookkeeping of one <see cref="Train"/> call.</summary>
+    private sealed class TrainingRun(long items, int batchSize, int epochs)
+    {
+        public long Items { get; } = items;
+        public int StepsPerEpoch { get; } = checked((int)((items + batchSize - 1) / batchSize));
+        public long TotalSteps => (long)StepsPerEpoch * epochs;
+        public List<float> StepLosses { get; } = new();
+        public List<double> EpochMeans { get; } = new();
+        public long ImagesRun { get; set; }
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
+        public Stopwatch SinceCheckpoint { get; } = Stopwatch.StartNew();
+        public double ImagesPerSecond => ImagesRun / Math.Max(Clock.Elapsed.TotalSeconds, 1e-9);
+    }
+
+    /// <summary>Runs the rest of the current epoch (from <see cref="stepInEpoch"/>), then closes it.</summary>
+    private void RunEpoch(ITrainingData data, TrainingRun run, IProgress<TrainingProgress>? progress, CancellationToken cancellationToken)
+    {
+        if (permutation is null)
+        {
+            using var order = randperm(run.Items, generator: generator);
+            permutation = order.data<long>().ToArray();
+        }
+        while (stepInEpoch < run.StepsPerEpoch)
+        {
+            if (cancellationToken.IsCancellationRequested)
+                Cancel(run, cancellationToken);
+
+            int start = stepInEpoch * options.BatchSize;
+            int count = (int)Math.Min(options.BatchSize, run.Items - start);
+            var indices = permutation.AsSpan(start, count).ToArray();
+            float loss = Step(data, indices, options.LearningRateAt(epoch, globalStep, run.TotalSteps));
+
+            stepInEpoch++;
+            globalStep++;
+            epochLossSum += loss;
+            run.ImagesRun += count;
+            run.StepLosses.Add(loss);
+            if (progress is not null)
+                Report(progress, run, loss);
+            if (stepInEpoch < run.StepsPerEpoch && CheckpointDue(run))
+            {
+                SaveCheckpoint(options.CheckpointPath!);
+                run.SinceCheckpoint.Restart();
+            }
+        }
+
+        double mean = epochLossSum / run.StepsPerEpoch;
+        run.EpochMeans.Add(mean);
+        epoch++;
+        stepInEpoch = 0;
+        epochLossSum = 0;
+        permutation = null;
+        logger.LogInformation("Epoch {Epoch}/{Epochs}: mean loss {Loss:F5}, {Rate:F1} images/s, elapsed {Elapsed}.",
+            epoch, options.Epochs, mean, run.ImagesPerSecond, run.Clock.Elapsed);
+        if (options.CheckpointPath is { } epochPath)
+        {
+            SaveCheckpoint(epochPath);
+            run.SinceCheckpoint.Restart();
+        }
+        EpochCompleted?.Invoke(this, new EpochCompletedEventArgs(epoch, options.Epochs, mean, run.Clock.Elapsed));
+    }
+
+    /// <summary>Writes the checkpoint (when there is a path) and throws <see cref="OperationCanceledException"/>.</summary>
+    private void Cancel(TrainingRun run, CancellationToken cancellationToken)
+    {
+        if (options.CheckpointPath is { } cancelPath)
+            SaveCheckpoint(cancelPath);
+        logger.LogWarning("Training cancelled at epoch {Epoch}, step {Step}/{TotalSteps}{Saved}.", epoch + 1, globalStep, run.TotalSteps,
+            options.CheckpointPath is null ? "" : $"; checkpoint written to {options.CheckpointPath}");
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private void Report(IProgress<TrainingProgress> progress, TrainingRun run, float loss)
+    {
+        var elapsed = run.Clock.Elapsed;
+        double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);
+        var remaining = TimeSpan.FromSeconds(seconds / run.StepLosses.Count * (run.TotalSteps - globalStep));
+        progress.Report(new TrainingProgress(epoch + 1, options.Epochs, stepInEpoch, run.StepsPerEpoch, globalStep, run.TotalSteps,
+            loss, epochLossSum / stepInEpoch, optimizer.LearningRate, run.ImagesRun / seconds, elapsed, remaining));
+    }
+
+    /// <summary>Whether a mid-epoch checkpoint is due (every so many steps, or after the interval).</summary>
+    private bool CheckpointDue(TrainingRun run) =>
+        options.CheckpointPath is not null &&
+        ((options.CheckpointEverySteps > 0 && globalStep % options.CheckpointEverySteps == 0) ||
+         (options.CheckpointInterval > TimeSpan.Zero && run.SinceCheckpoint.Elapsed >= options.CheckpointInterval));
 
     /// <summary>
     /// Writes a checkpoint of the current state to <paramref name="path"/> atomically (the previous file stays intact
