@@ -89,104 +89,131 @@ public static class CompareCommand
             ["device"] = BenchmarkEnvironment.Device.ToString(),
             ["load_average_start"] = Timing.LoadAverage(),
         };
+        // Shared by the matmul operands and the classifier inputs: the order of the draws decides their values.
         using var gen = new Generator(2);
-        Measurement Time(Action run, int warmup) => Timing.Measure(() =>
-        {
-            run();
-            BenchmarkEnvironment.Synchronize();
-        }, warmup, options.Repeats, options.WarmupSeconds);
-
         if (!options.Skip.Contains("matmul"))
-        {
-            using var scope = NewDisposeScope();
-            using var mode = inference_mode();
-            long n = options.MatmulSize;
-            var a = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
-            var b = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
-            var matmul = MeasurementJson(Time(() => a.mm(b).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
-            matmul["size"] = n;
-            result["matmul"] = matmul;
-            if (options.Variants.Any(v => v.IsBFloat16()))
-            {
-                // The ceiling of the bfloat16 variants (AMX / AVX512-BF16 where the CPU has them).
-                var a16 = a.to(ScalarType.BFloat16);
-                var b16 = b.to(ScalarType.BFloat16);
-                var matmul16 = MeasurementJson(Time(() => a16.mm(b16).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
-                matmul16["size"] = n;
-                result["matmul_bf16"] = matmul16;
-            }
-        }
+            MeasureMatmul(options, gen, result);
+        result["forward"] = options.Skip.Contains("forward") ? new JsonArray() : MeasureForward(options);
+        result["estimator"] = MeasureEstimators(options, gen);
+        result["load_average_end"] = Timing.LoadAverage();
+        return result;
+    }
 
+    /// <summary>Times <paramref name="run"/>, waiting for the device after each call, with the options' repeats and warm-up time.</summary>
+    private static Measurement Time(CompareOptions options, Action run, int warmup) => Timing.Measure(() =>
+    {
+        run();
+        BenchmarkEnvironment.Synchronize();
+    }, warmup, options.Repeats, options.WarmupSeconds);
+
+    /// <summary>Adds the matmul ceiling to <paramref name="result"/>: float32, and bfloat16 when a variant uses it.</summary>
+    private static void MeasureMatmul(CompareOptions options, Generator gen, JsonObject result)
+    {
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        long n = options.MatmulSize;
+        var a = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
+        var b = randn(new[] { n, n }, generator: gen).to(BenchmarkEnvironment.Device);
+        result["matmul"] = MatmulJson(options, a, b);
+        if (options.Variants.Any(v => v.IsBFloat16()))
+        {
+            // The ceiling of the bfloat16 variants (AMX / AVX512-BF16 where the CPU has them).
+            result["matmul_bf16"] = MatmulJson(options, a.to(ScalarType.BFloat16), b.to(ScalarType.BFloat16));
+        }
+    }
+
+    /// <summary>The measurement of the square product <paramref name="a"/> × <paramref name="b"/>.</summary>
+    private static JsonObject MatmulJson(CompareOptions options, Tensor a, Tensor b)
+    {
+        long n = options.MatmulSize;
+        var matmul = MeasurementJson(Time(options, () => a.mm(b).Dispose(), options.Warmup), 0, FlopCounter.Matmul(n));
+        matmul["size"] = n;
+        return matmul;
+    }
+
+    /// <summary>Forward throughput of every variant, width and chunk.</summary>
+    private static JsonArray MeasureForward(CompareOptions options)
+    {
         var forward = new JsonArray();
-        if (!options.Skip.Contains("forward"))
+        foreach (var variant in options.Variants)
         {
-            foreach (var variant in options.Variants)
+            foreach (int f in options.Widths)
             {
-                foreach (int f in options.Widths)
-                {
-                    var config = ConditionalUNetConfig.Mnist(f);
-                    using var model = BenchmarkEnvironment.CreateModel(config);
-                    ForwardVariants.Apply(model, variant);
-                    foreach (int chunk in options.Chunks)
-                    {
-                        using var scope = NewDisposeScope();
-                        var (x32, labels, t) = BenchmarkEnvironment.CreateInputs(config, chunk);
-                        x32.MoveToOuterDisposeScope(); labels.MoveToOuterDisposeScope(); t.MoveToOuterDisposeScope();
-                        var x = ForwardVariants.Input(x32, variant);
-                        if (variant.IsBFloat16())
-                            t = t.to(ScalarType.BFloat16);
-                        var m = Time(() =>
-                        {
-                            using var mode = inference_mode();
-                            using var inner = NewDisposeScope();
-                            model.forward(x, labels, t);
-                        }, options.Warmup);
-                        var row = MeasurementJson(m, chunk, chunk * FlopCounter.Forward(config));
-                        row["variant"] = variant.ToString();
-                        row["features"] = f;
-                        row["chunk"] = chunk;
-                        forward.Add(row);
-                    }
-                }
+                var config = ConditionalUNetConfig.Mnist(f);
+                using var model = BenchmarkEnvironment.CreateModel(config);
+                ForwardVariants.Apply(model, variant);
+                foreach (int chunk in options.Chunks)
+                    forward.Add(MeasureForwardChunk(options, model, config, variant, chunk));
             }
         }
-        result["forward"] = forward;
+        return forward;
+    }
 
+    /// <summary>Forward throughput of <paramref name="model"/> (already converted to <paramref name="variant"/>) on <paramref name="chunk"/> images.</summary>
+    private static JsonObject MeasureForwardChunk(CompareOptions options, ConditionalUNet model, ConditionalUNetConfig config, ForwardVariant variant, int chunk)
+    {
+        using var scope = NewDisposeScope();
+        var (x32, labels, t) = BenchmarkEnvironment.CreateInputs(config, chunk);
+        x32.MoveToOuterDisposeScope(); labels.MoveToOuterDisposeScope(); t.MoveToOuterDisposeScope();
+        var x = ForwardVariants.Input(x32, variant);
+        if (variant.IsBFloat16())
+            t = t.to(ScalarType.BFloat16);
+        var m = Time(options, () =>
+        {
+            using var mode = inference_mode();
+            using var inner = NewDisposeScope();
+            model.forward(x, labels, t);
+        }, options.Warmup);
+        var row = MeasurementJson(m, chunk, chunk * FlopCounter.Forward(config));
+        row["variant"] = variant.ToString();
+        row["features"] = config.Features;
+        row["chunk"] = chunk;
+        return row;
+    }
+
+    /// <summary>The classifiers at every estimator width.</summary>
+    private static JsonArray MeasureEstimators(CompareOptions options, Generator gen)
+    {
         var estimators = new JsonArray();
         var scheduler = new DdpmScheduler();
         foreach (int f in options.EstimatorWidths ?? options.Widths)
+            MeasureEstimatorsAt(options, gen, scheduler, f, estimators);
+        return estimators;
+    }
+
+    /// <summary>
+    /// Adds the classifiers at width <paramref name="f"/> to <paramref name="estimators"/>: the reference estimator, then
+    /// each of <see cref="PredictMethods"/>.
+    /// </summary>
+    private static void MeasureEstimatorsAt(CompareOptions options, Generator gen, DdpmScheduler scheduler, int f, JsonArray estimators)
+    {
+        var config = ConditionalUNetConfig.Mnist(f);
+        using var model = BenchmarkEnvironment.CreateModel(config);
+        using var batch = rand(new long[] { options.PredictBatch, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
+        using var image = batch.narrow(0, 0, 1);
+        if (!options.Skip.Contains("estimator"))
         {
-            var config = ConditionalUNetConfig.Mnist(f);
-            using var model = BenchmarkEnvironment.CreateModel(config);
-            using var batch = rand(new long[] { options.PredictBatch, 1, 28, 28 }, generator: gen).to(BenchmarkEnvironment.Device);
-            using var image = batch.narrow(0, 0, 1);
-            if (!options.Skip.Contains("estimator"))
+            var m = Time(options, () => ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen), EstimatorWarmup(options));
+            estimators.Add(EstimatorJson("reference", f, options.N, m, options.N * config.Classes,
+                options.N * config.Classes * FlopCounter.Forward(config), 1));
+        }
+        if (!options.Skip.Contains("predict"))
+        {
+            foreach (var (method, _, classifierOptions, batched) in PredictMethods)
             {
-                var m = Time(() => ReferenceEstimator.Classify(model, scheduler, image, options.N, options.EstimatorChunk, gen), EstimatorWarmup(options));
-                estimators.Add(EstimatorJson("reference", f, options.N, m, options.N * config.Classes,
-                    options.N * config.Classes * FlopCounter.Forward(config), 1));
-            }
-            if (!options.Skip.Contains("predict"))
-            {
-                foreach (var (method, _, classifierOptions, batched) in PredictMethods)
+                using var classifier = new BayesClassifier(model, scheduler, classifierOptions);
+                var m = Time(options, () =>
                 {
-                    using var classifier = new BayesClassifier(model, scheduler, classifierOptions);
-                    var m = Time(() =>
-                    {
-                        if (batched)
-                            classifier.PredictBatch(batch, options.N);
-                        else
-                            classifier.Predict(image, options.N);
-                    }, EstimatorWarmup(options));
-                    int images = batched ? options.PredictBatch : 1;
-                    var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, options.N, classifierOptions);
-                    estimators.Add(EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images));
-                }
+                    if (batched)
+                        classifier.PredictBatch(batch, options.N);
+                    else
+                        classifier.Predict(image, options.N);
+                }, EstimatorWarmup(options));
+                int images = batched ? options.PredictBatch : 1;
+                var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, options.N, classifierOptions);
+                estimators.Add(EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images));
             }
         }
-        result["estimator"] = estimators;
-        result["load_average_end"] = Timing.LoadAverage();
-        return result;
     }
 
     /// <summary>Warm-up runs of the estimators (each run is a whole image): half the forward warm-up, at least 1.</summary>

@@ -6,6 +6,7 @@ using DiffusionClassifier.Classification;
 using DiffusionClassifier.Cli.Evaluation;
 using DiffusionClassifier.Cli.Infrastructure;
 using DiffusionClassifier.Cli.Reporting;
+using DiffusionClassifier.Data;
 using DiffusionClassifier.IO;
 using DiffusionClassifier.Serialization;
 using Microsoft.Extensions.Logging;
@@ -65,6 +66,13 @@ internal static class EvaluateCommand
     private sealed record Settings(FileInfo? Model, DataSource Data, int[] Ns, BayesClassifierOptions Options, int? Limit, int Offset,
         int Batch, string? Cache, string? Shard, FileInfo? SampleErrors, FileInfo? Json, FileInfo? Csv);
 
+    /// <summary>The items to evaluate: the first Count from --offset on, then this shard's share of them.</summary>
+    private sealed record ItemSelection(int Count, Evaluation.Shard? Shard, int[] Indices);
+
+    /// <summary>What every N of one <see cref="Run"/> call shares: the classifier, the items and the caches.</summary>
+    private sealed record EvaluationRun(BayesClassifier Classifier, MnistDataset Dataset, long[] Labels, int[] Indices, int Classes, string Key,
+        EvaluationCache? Cache, Dictionary<(int Index, int N), ImageResult> OtherCaches, int Batch, FileInfo? SampleErrors);
+
     private static int Run(CliContext context, ParseResult parseResult, Settings s, CancellationToken cancellationToken)
     {
         using var loaded = ModelSource.Load(s.Model);
@@ -73,13 +81,7 @@ internal static class EvaluateCommand
         int classes = loaded.Model.Config.Classes;
         if (dataset.Classes > classes)
             throw new CliException($"The data has {dataset.Classes} classes but the model only {classes}.");
-        if (s.Offset >= dataset.Count)
-            throw new CliException($"--offset {s.Offset} is past the end of the data ({dataset.Count} items).");
-        int count = Math.Min(s.Limit ?? int.MaxValue, dataset.Count - s.Offset);
-        var indices = Enumerable.Range(s.Offset, count).ToArray();
-        var shard = s.Shard is null ? null : Evaluation.Shard.Parse(s.Shard, Environment.GetEnvironmentVariable);
-        if (shard is not null)
-            indices = shard.Select(indices);
+        var items = SelectItems(s, dataset);
         var labels = dataset.Labels.data<long>().ToArray();
 
         using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, s.Options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
@@ -87,93 +89,157 @@ internal static class EvaluateCommand
         classifier.RecordSampleErrors = s.SampleErrors is not null;
         string optionsText = ClassifierOptionsBinder.Describe(classifier);
         string key = EvaluationCache.ComputeKey(ModelSource.Fingerprint(loaded), DataSource.Fingerprint(dataset), optionsText);
-        var config = loaded.Model.Config;
-        context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"Model: {ModelSource.Describe(s.Model)} (F = {config.Features}, T = {loaded.Scheduler.NumTrainTimesteps})")));
-        context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + count - 1}" +
-            (shard is null ? "" : string.Create(CultureInfo.InvariantCulture, $", {shard}: {indices.Length} of them"))));
-        context.Out.MarkupLine(Markup.Escape($"Options: {optionsText}; run key {key}"));
-        context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}"));
-        context.Out.MarkupLine(Markup.Escape(ClassifierOptionsBinder.DescribeTemperature(classifier)));
+        WriteHeader(context, s, loaded, classifier, dataDescription, items, optionsText, key);
 
-        var cachePaths = (s.Cache ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-            .Select(p => shard?.CachePath(p) ?? p).ToArray();
+        var cachePaths = CachePaths(s.Cache, items.Shard);
         using var cache = cachePaths.Length == 0 ? null : EvaluationCache.Open(cachePaths[0]);
         if (cache is { DroppedTornBytes: > 0 })
             context.Error.MarkupLine(Markup.Escape($"warning: dropped an incomplete last line ({cache.DroppedTornBytes} bytes) from {cache.Path}."));
-        // The other files (e.g. other shards' caches) are only read.
+        var run = new EvaluationRun(classifier, dataset, labels, items.Indices, classes, key, cache, ReadOtherCaches(cachePaths, key),
+            s.Batch, s.SampleErrors);
+
+        var summaries = new List<EvaluationSummary>();
+        foreach (int n in s.Ns.Distinct())
+            summaries.Add(EvaluateAt(context, run, n, cancellationToken));
+
+        WriteSummary(context, summaries, cache, cachePaths);
+        if (s.Json is not null)
+            WriteJson(context, s.Json, s, dataDescription, items, optionsText, key, summaries);
+        if (s.Csv is not null)
+            WriteCsv(context, s.Csv, summaries);
+        return ExitCodes.Success;
+    }
+
+    /// <summary>Applies --offset, --limit and --shard.</summary>
+    private static ItemSelection SelectItems(Settings s, MnistDataset dataset)
+    {
+        if (s.Offset >= dataset.Count)
+            throw new CliException($"--offset {s.Offset} is past the end of the data ({dataset.Count} items).");
+        int count = Math.Min(s.Limit ?? int.MaxValue, dataset.Count - s.Offset);
+        var indices = Enumerable.Range(s.Offset, count).ToArray();
+        var shard = s.Shard is null ? null : Evaluation.Shard.Parse(s.Shard, Environment.GetEnvironmentVariable);
+        if (shard is not null)
+            indices = shard.Select(indices);
+        return new ItemSelection(count, shard, indices);
+    }
+
+    /// <summary>Prints what is evaluated: model, items, classifier options and run key, precision and temperature.</summary>
+    private static void WriteHeader(CliContext context, Settings s, LoadedModel loaded, BayesClassifier classifier, string dataDescription,
+        ItemSelection items, string optionsText, string key)
+    {
+        var config = loaded.Model.Config;
+        context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
+            $"Model: {ModelSource.Describe(s.Model)} (F = {config.Features}, T = {loaded.Scheduler.NumTrainTimesteps})")));
+        context.Out.MarkupLine(Markup.Escape($"Data: {dataDescription}, items {s.Offset}..{s.Offset + items.Count - 1}" +
+            (items.Shard is null ? "" : string.Create(CultureInfo.InvariantCulture, $", {items.Shard}: {items.Indices.Length} of them"))));
+        context.Out.MarkupLine(Markup.Escape($"Options: {optionsText}; run key {key}"));
+        context.Out.MarkupLine(Markup.Escape($"Precision: {classifier.PrecisionDecision}"));
+        context.Out.MarkupLine(Markup.Escape(ClassifierOptionsBinder.DescribeTemperature(classifier)));
+    }
+
+    /// <summary>The --cache files, '{shard}' replaced; new results go to the first.</summary>
+    private static string[] CachePaths(string? cache, Evaluation.Shard? shard) =>
+        (cache ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => shard?.CachePath(p) ?? p).ToArray();
+
+    /// <summary>This run's results in the cache files after the first (e.g. other shards' caches), which are only read.</summary>
+    private static Dictionary<(int Index, int N), ImageResult> ReadOtherCaches(string[] cachePaths, string key)
+    {
         var merged = new Dictionary<(int Index, int N), ImageResult>();
         foreach (var path in cachePaths.Skip(1))
             foreach (var r in EvaluationCache.ReadResults(path).Where(r => r.Key == key))
                 merged[(r.Index, r.N)] = r;
+        return merged;
+    }
 
-        var summaries = new List<EvaluationSummary>();
-        foreach (int n in s.Ns.Distinct())
+    /// <summary>Evaluates every selected item at <paramref name="n"/>: cached results are reused, the others computed.</summary>
+    private static EvaluationSummary EvaluateAt(CliContext context, EvaluationRun run, int n, CancellationToken cancellationToken)
+    {
+        var results = CachedResults(run, n);
+        var missing = run.Indices.Where(i => !results.ContainsKey(i)).ToArray();
+        if (missing.Length > 0)
+            ComputeMissing(context, run, n, missing, results, cancellationToken);
+        return EvaluationSummary.From(n, run.Classes, run.Indices.Select(i => results[i]), run.Classifier.Temperature);
+    }
+
+    /// <summary>The results at <paramref name="n"/> found in the cache, or else in the other cache files.</summary>
+    private static Dictionary<int, (ImageResult Result, bool FromCache)> CachedResults(EvaluationRun run, int n)
+    {
+        var results = new Dictionary<int, (ImageResult Result, bool FromCache)>();
+        foreach (int i in run.Indices)
         {
-            var results = new Dictionary<int, (ImageResult Result, bool FromCache)>();
-            foreach (int i in indices)
-            {
-                if (cache is not null && cache.TryGet(key, i, n, out var hit))
-                    results[i] = (hit, true);
-                else if (merged.TryGetValue((i, n), out var other))
-                    results[i] = (other, true);
-            }
-            var missing = indices.Where(i => !results.ContainsKey(i)).ToArray();
-            if (missing.Length > 0)
-            {
-                ConsoleProgress.Run(context.Out, progressContext =>
-                {
-                    var task = progressContext.AddTask(string.Create(CultureInfo.InvariantCulture, $"N = {n}: {missing.Length} images"), maxValue: missing.Length);
-                    BatchClassification.Run(classifier, dataset.Images, missing, n, s.Batch, (batchIndices, predictions, seconds) =>
-                    {
-                        var fresh = batchIndices.Select((index, j) => ImageResult.From(key, index, n, (int)labels[index], predictions[j],
-                            seconds / batchIndices.Count)).ToArray();
-                        cache?.Append(fresh);
-                        if (s.SampleErrors is not null)
-                            AppendSampleErrors(s.SampleErrors.FullName, batchIndices, labels, n, predictions);
-                        foreach (var r in fresh)
-                            results[r.Index] = (r, false);
-                        task.Increment(fresh.Length);
-                    }, cancellationToken);
-                });
-            }
-            summaries.Add(EvaluationSummary.From(n, classes, indices.Select(i => results[i]), classifier.Temperature));
+            if (run.Cache is not null && run.Cache.TryGet(run.Key, i, n, out var hit))
+                results[i] = (hit, true);
+            else if (run.OtherCaches.TryGetValue((i, n), out var other))
+                results[i] = (other, true);
         }
+        return results;
+    }
 
+    /// <summary>
+    /// Classifies <paramref name="missing"/> at <paramref name="n"/> with a progress bar, adding each batch to
+    /// <paramref name="results"/>, the cache and --sample-errors as it completes (so an interruption loses at most a batch).
+    /// </summary>
+    private static void ComputeMissing(CliContext context, EvaluationRun run, int n, int[] missing,
+        Dictionary<int, (ImageResult Result, bool FromCache)> results, CancellationToken cancellationToken)
+    {
+        ConsoleProgress.Run(context.Out, progressContext =>
+        {
+            var task = progressContext.AddTask(string.Create(CultureInfo.InvariantCulture, $"N = {n}: {missing.Length} images"), maxValue: missing.Length);
+            BatchClassification.Run(run.Classifier, run.Dataset.Images, missing, n, run.Batch, (batchIndices, predictions, seconds) =>
+            {
+                var fresh = batchIndices.Select((index, j) => ImageResult.From(run.Key, index, n, (int)run.Labels[index], predictions[j],
+                    seconds / batchIndices.Count)).ToArray();
+                run.Cache?.Append(fresh);
+                if (run.SampleErrors is not null)
+                    AppendSampleErrors(run.SampleErrors.FullName, batchIndices, run.Labels, n, predictions);
+                foreach (var r in fresh)
+                    results[r.Index] = (r, false);
+                task.Increment(fresh.Length);
+            }, cancellationToken);
+        });
+    }
+
+    /// <summary>Prints the table of every N, the cache use and the confusion matrix of the last N.</summary>
+    private static void WriteSummary(CliContext context, List<EvaluationSummary> summaries, EvaluationCache? cache, string[] cachePaths)
+    {
         context.Out.Write(Tables.Summary(summaries));
         int reused = summaries.Sum(x => x.Cached), computed = summaries.Sum(x => x.Computed);
         if (cache is not null)
             context.Out.MarkupLine(Markup.Escape($"Cache: {reused} result(s) reused, {computed} computed ({string.Join(", ", cachePaths.Select(Path.GetFullPath))})."));
         var last = summaries[^1];
         context.Out.Write(Tables.Confusion(last.Confusion, string.Create(CultureInfo.InvariantCulture, $"Confusion matrix, N = {last.N}")));
+    }
 
-        if (s.Json is not null)
+    /// <summary>Writes --json: the settings, the items and every N's summary.</summary>
+    private static void WriteJson(CliContext context, FileInfo json, Settings s, string dataDescription, ItemSelection items, string optionsText,
+        string key, List<EvaluationSummary> summaries)
+    {
+        var report = new
         {
-            var report = new
-            {
-                model = ModelSource.Describe(s.Model),
-                data = dataDescription,
-                offset = s.Offset,
-                count,
-                shard = shard?.ToString(),
-                items = indices.Length,
-                options = optionsText,
-                run_key = key,
-                results = summaries,
-            };
-            AtomicFile.WriteAllBytes(s.Json.FullName, JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }));
-            context.Out.MarkupLine(Markup.Escape($"Wrote {s.Json.FullName}"));
-        }
-        if (s.Csv is not null)
-        {
-            var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,median_seconds_per_image,evaluations_per_image,full_equivalents_per_image,temperature,ece,nll,paper_ece\n");
-            foreach (var x in summaries)
-                text.Append(string.Create(CultureInfo.InvariantCulture,
-                    $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.MedianSecondsPerImage:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R},{x.Temperature:R},{x.ExpectedCalibrationError:R},{x.NegativeLogLikelihood:R},{x.PaperExpectedCalibrationError:R}\n"));
-            AtomicFile.WriteAllBytes(s.Csv.FullName, Encoding.UTF8.GetBytes(text.ToString()));
-            context.Out.MarkupLine(Markup.Escape($"Wrote {s.Csv.FullName}"));
-        }
-        return ExitCodes.Success;
+            model = ModelSource.Describe(s.Model),
+            data = dataDescription,
+            offset = s.Offset,
+            count = items.Count,
+            shard = items.Shard?.ToString(),
+            items = items.Indices.Length,
+            options = optionsText,
+            run_key = key,
+            results = summaries,
+        };
+        AtomicFile.WriteAllBytes(json.FullName, JsonSerializer.SerializeToUtf8Bytes(report, new JsonSerializerOptions { WriteIndented = true }));
+        context.Out.MarkupLine(Markup.Escape($"Wrote {json.FullName}"));
+    }
+
+    /// <summary>Writes --csv: one row per N.</summary>
+    private static void WriteCsv(CliContext context, FileInfo csv, List<EvaluationSummary> summaries)
+    {
+        var text = new StringBuilder("n,images,correct,accuracy,seconds,images_per_second,median_seconds_per_image,evaluations_per_image,full_equivalents_per_image,temperature,ece,nll,paper_ece\n");
+        foreach (var x in summaries)
+            text.Append(string.Create(CultureInfo.InvariantCulture,
+                $"{x.N},{x.Images},{x.Correct},{x.Accuracy:R},{x.Seconds:R},{x.ImagesPerSecond:R},{x.MedianSecondsPerImage:R},{x.EvaluationsPerImage:R},{x.FullEquivalentsPerImage:R},{x.Temperature:R},{x.ExpectedCalibrationError:R},{x.NegativeLogLikelihood:R},{x.PaperExpectedCalibrationError:R}\n"));
+        AtomicFile.WriteAllBytes(csv.FullName, Encoding.UTF8.GetBytes(text.ToString()));
+        context.Out.MarkupLine(Markup.Escape($"Wrote {csv.FullName}"));
     }
 
     private static void AppendSampleErrors(string path, IReadOnlyList<int> indices, long[] labels, int n, IReadOnlyList<ClassPrediction> predictions)

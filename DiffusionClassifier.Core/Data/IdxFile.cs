@@ -175,6 +175,19 @@ internal static class IdxFile
     private static IdxData ReadContent(Stream source, string name, bool gzip, int? expectedRank, long maxPayloadBytes, byte[]? consumed)
     {
         string what = gzip ? "decompressed content" : "file";
+        var magicBytes = ReadMagic(source, name, gzip, what, consumed);
+        int rank = CheckMagic(magicBytes, name, expectedRank);
+        var (dims, declared) = ReadDimensions(source, name, gzip, what, rank, maxPayloadBytes);
+        long headerLength = 4 + 4L * rank;
+        var payload = !gzip && source.CanSeek
+            ? ReadKnownLengthPayload(source, name, what, dims, declared, headerLength)
+            : ReadGrowingPayload(source, name, gzip, what, dims, declared, headerLength);
+        return new IdxData(dims, payload);
+    }
+
+    /// <summary>The 4 magic bytes: <paramref name="consumed"/>, then the rest from <paramref name="source"/>.</summary>
+    private static byte[] ReadMagic(Stream source, string name, bool gzip, string what, byte[]? consumed)
+    {
         var magicBytes = new byte[4];
         int have = 0;
         if (consumed is not null)
@@ -185,7 +198,12 @@ internal static class IdxFile
         have += ReadAtMost(source, magicBytes.AsSpan(have), name, gzip);
         if (have < 4)
             throw new InvalidDataException($"'{name}' is not an idx file: its {what} is only {have} bytes long, shorter than the 4-byte magic number.");
+        return magicBytes;
+    }
 
+    /// <summary>Checks the magic (an idx file of unsigned bytes, of the expected rank if any) and returns its rank.</summary>
+    private static int CheckMagic(byte[] magicBytes, string name, int? expectedRank)
+    {
         int magic = BinaryPrimitives.ReadInt32BigEndian(magicBytes);
         if (magicBytes[0] != 0 || magicBytes[1] != 0)
             throw new InvalidDataException(
@@ -199,7 +217,15 @@ internal static class IdxFile
         if (expectedRank is int want && rank != want)
             throw new InvalidDataException(
                 $"'{name}': expected an idx{want} file (magic 0x{(UnsignedByteType << 8) | want:X8}) but found magic 0x{magic:X8} ({rank} dimension(s)).");
+        return rank;
+    }
 
+    /// <summary>
+    /// Reads the <paramref name="rank"/> dimension sizes and checks them; returns them with the payload size they
+    /// declare, which is at most <paramref name="maxPayloadBytes"/>.
+    /// </summary>
+    private static (int[] Dims, long Declared) ReadDimensions(Stream source, string name, bool gzip, string what, int rank, long maxPayloadBytes)
+    {
         var dimBytes = new byte[4 * rank];
         int dimHave = ReadAtMost(source, dimBytes, name, gzip);
         if (dimHave < dimBytes.Length)
@@ -225,22 +251,28 @@ internal static class IdxFile
         if (declared > maxPayloadBytes)
             throw new InvalidDataException(
                 $"'{name}': the dimensions [{string.Join(", ", dims)}] declare {declared} bytes, more than the limit of {maxPayloadBytes} bytes.");
+        return (dims, declared);
+    }
 
-        long headerLength = 4 + 4L * rank;
-        if (!gzip && source.CanSeek)
-        {
-            // Raw and seekable: the exact length is known, so refuse a mismatch before allocating anything.
-            long actual = source.Length - source.Position;
-            if (actual != declared)
-                throw LengthMismatch(name, what, dims, declared, actual, headerLength, atLeast: false);
-            var exact = new byte[declared];
-            int read = ReadAtMost(source, exact, name, gzip);
-            if (read != declared)
-                throw LengthMismatch(name, what, dims, declared, read, headerLength, atLeast: false);
-            return new IdxData(dims, exact);
-        }
+    /// <summary>The payload of a raw, seekable source, whose exact length is known: a mismatch is refused before allocating anything.</summary>
+    private static byte[] ReadKnownLengthPayload(Stream source, string name, string what, int[] dims, long declared, long headerLength)
+    {
+        long actual = source.Length - source.Position;
+        if (actual != declared)
+            throw LengthMismatch(name, what, dims, declared, actual, headerLength, atLeast: false);
+        var exact = new byte[declared];
+        int read = ReadAtMost(source, exact, name, gzip: false);
+        if (read != declared)
+            throw LengthMismatch(name, what, dims, declared, read, headerLength, atLeast: false);
+        return exact;
+    }
 
-        // Compressed or unseekable: grow the buffer only as data really arrives.
+    /// <summary>
+    /// The payload of a compressed or unseekable source: the buffer grows only as data really arrives, so a header that
+    /// lies costs at most about twice the bytes received. Data after the payload is refused.
+    /// </summary>
+    private static byte[] ReadGrowingPayload(Stream source, string name, bool gzip, string what, int[] dims, long declared, long headerLength)
+    {
         var buffer = new byte[Math.Min(declared, InitialChunk)];
         long filled = 0;
         while (filled < declared)
@@ -256,7 +288,7 @@ internal static class IdxFile
         int extra = ReadAtMost(source, probe, name, gzip);
         if (extra > 0)
             throw LengthMismatch(name, what, dims, declared, declared + extra, headerLength, atLeast: extra == probe.Length);
-        return new IdxData(dims, buffer);
+        return buffer;
     }
 
     private static InvalidDataException LengthMismatch(string name, string what, int[] dims, long expected, long actual, long headerLength, bool atLeast)
