@@ -115,7 +115,8 @@ public sealed class CompareOptions
         {
             Widths = r.GetValue(widths)!,
             Chunks = r.GetValue(chunks)!,
-            EstimatorWidths = r.GetValue(estimatorWidths),
+            // Not given means the --widths (an absent array option reads as empty, not null).
+            EstimatorWidths = r.GetResult(estimatorWidths) is null ? null : r.GetValue(estimatorWidths),
             N = r.GetValue(n),
             EstimatorChunk = r.GetValue(estimatorChunk),
             PredictBatch = r.GetValue(predictBatch),

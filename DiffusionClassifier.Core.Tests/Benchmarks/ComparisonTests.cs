@@ -66,6 +66,8 @@ public class ComparisonTests
         Assert.Equal(1, o.Threads);
         Assert.True(o.Skip.SetEquals(["pytorch", "matmul"]));
         Assert.Equal([10, 32, 64, 128], CompareOptions.Parse([]).Chunks);
+        Assert.Null(CompareOptions.Parse([]).EstimatorWidths); // falls back to --widths
+        Assert.Equal([32], CompareOptions.Parse(["--estimator-widths", "32"]).EstimatorWidths!);
         Assert.Contains("--n", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--n", "0"])).Message);
         Assert.Contains("--widths", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--widths", "32,x"])).Message);
         Assert.Contains("'--bogus'", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--bogus"])).Message);

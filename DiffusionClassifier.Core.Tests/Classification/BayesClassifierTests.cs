@@ -139,6 +139,29 @@ public class BayesClassifierTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AnImageTheEarlyExitDoesNotStopGetsTheSameResultAsWithoutIt()
+    {
+        using var model = BayesClassifierReferenceTests.LoudModel();
+        using var images = Images(8);
+        var exit = new EarlyExit { ErrorRate = 0.4, FirstLook = 2, LookGrowth = 1 };
+        using var with = new BayesClassifier(model, Scheduler, Default32 with { EarlyExit = exit });
+        using var without = new BayesClassifier(model, Scheduler, Default32);
+        var early = with.PredictBatch(images, 20);
+        var full = without.PredictBatch(images, 20);
+        Assert.Equal(full.Select(p => p.Timesteps), early.Select(p => p.Timesteps)); // the looks do not re-order the draw
+        int unstopped = 0;
+        for (int i = 0; i < early.Count; i++)
+        {
+            if (early[i].StopReason == StopReason.Decided)
+                continue;
+            unstopped++;
+            AssertClose(full[i], early[i], 1e-6);
+        }
+        output.WriteLine($"{unstopped} of {early.Count} not stopped");
+        Assert.True(unstopped > 0);
+    }
+
+    [Fact]
     public void ErrorsComeBackToTheHostOncePerStageNotPerChunk()
     {
         using var model = BayesClassifierReferenceTests.LoudModel();

@@ -7,14 +7,15 @@ namespace DiffusionClassifier.Tests.Classification;
 public sealed class SamplingPlanTests
 {
     [Fact]
-    public void PlanJoinsPruningStagesAndLooksIntoTheDrawBoundaries()
+    public void OnlyPruningStagesAreBoundariesOfTheDraw()
     {
         var options = BayesClassifierOptions.Default with { EarlyExit = new EarlyExit() };
         var plan = SamplingPlan.Resolve(options, 20);
         Assert.Equal(20, plan.Samples);
         Assert.Equal([(4, 3), (10, 2)], plan.Stages);
         Assert.Equal([4, 6, 9, 14], plan.Looks);
-        Assert.Equal([4, 6, 9, 10, 14], plan.Boundaries);
+        Assert.Equal([4, 10], plan.Boundaries); // the looks do not re-order the draw
+        Assert.Equal(SamplingPlan.Resolve(BayesClassifierOptions.Default, 20).Boundaries, plan.Boundaries);
 
         var none = SamplingPlan.Resolve(BayesClassifierOptions.Reference, 20);
         Assert.Empty(none.Stages);

@@ -11,9 +11,10 @@ namespace DiffusionClassifier.Classification;
 /// for every b the t statistic mean(d) / (sd(d) / sqrt(m)) exceeds the Student t quantile with m - 1 degrees of
 /// freedom at 1 - ErrorRate / (L (K - 1)), where L is the number of looks below n and K the number of classes: a
 /// Bonferroni bound over the looks and the rivals, so the chance that the exit picks another class than the
-/// estimator's limit stays below <see cref="ErrorRate"/> whatever the stopping time. The stratified timesteps keep
-/// every look's samples spread over 1..T (the look points are stage boundaries of the draw), and the stratified
-/// sample's variance overstates the variance of its mean: both keep the test conservative.</para>
+/// estimator's limit stays below <see cref="ErrorRate"/> whatever the stopping time. The looks do not change the draw
+/// (only pruning stages are its boundaries), so an image that is not stopped gets exactly the samples, and the label,
+/// it gets without the exit; the stratified sample's variance overstates the variance of its mean, which keeps the
+/// test conservative.</para>
 /// <para>Looks happen after <see cref="FirstLook"/> samples and then at counts growing by <see cref="LookGrowth"/>
 /// (rounded, at least one more each time), below n. Pruning still applies at its own stage boundaries.</para>
 /// </remarks>

@@ -4,17 +4,9 @@ namespace DiffusionClassifier.Data;
 /// A read-only stream that yields a few already-consumed bytes and then the rest of an inner stream. It lets the
 /// idx reader sniff the gzip magic on streams that cannot seek. It does not own the inner stream.
 /// </summary>
-internal sealed class PrefixedReadStream(byte[] prefix, Stream inner) : Stream
+internal sealed class PrefixedReadStream(byte[] prefix, Stream inner) : ForwardOnlyReadStream
 {
     private int prefixPosition;
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
     public override int Read(Span<byte> buffer)
     {
@@ -36,12 +28,4 @@ internal sealed class PrefixedReadStream(byte[] prefix, Stream inner) : Stream
             return ValueTask.FromResult(Read(buffer.Span));
         return inner.ReadAsync(buffer, cancellationToken);
     }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

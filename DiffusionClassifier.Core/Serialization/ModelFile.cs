@@ -45,7 +45,8 @@ public static class ModelFile
     /// see <see cref="ProbabilityCalibration"/>.</summary>
     internal const string CalibrationKey = "calibration";
 
-    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    /// <summary>The JSON style of every metadata value (snake_case names), shared with training checkpoints.</summary>
+    internal static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
     private static readonly string[] ConfigFields = ["in_channels", "features", "classes", "height", "width"];
     private static readonly string[] ScheduleFields = ["num_train_timesteps", "beta_start", "beta_end"];
     private static readonly string[] CalibrationFields = ["temperature", "samples", "items", "fitted_on"];

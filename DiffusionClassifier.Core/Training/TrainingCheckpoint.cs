@@ -32,7 +32,7 @@ public sealed class TrainingCheckpoint : IDisposable
     private const string RngStateKey = "trainer.rng_state";
     private const string PermutationKey = "trainer.permutation";
 
-    internal static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    private static JsonSerializerOptions Json => ModelFile.Json;
 
     private readonly LoadedModel file;
     private readonly TrainingOptions options;
