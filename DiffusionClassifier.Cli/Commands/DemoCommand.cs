@@ -83,7 +83,7 @@ internal static class DemoCommand
 
         if (s.Count > 0)
         {
-            var options = BayesClassifierOptions.Default with { Seed = s.Seed, Device = device };
+            var options = BayesClassifierOptions.Default with { Seed = s.Seed, Device = device.ToString() };
             using var classifier = new BayesClassifier(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<BayesClassifier>(),
                 calibration: loaded.Calibration);
             context.Out.MarkupLine(Markup.Escape(I($"Classifying the first {s.Count} MNIST test digits (LeCun, Cortes, Burges; CC BY-SA 3.0), N = {s.N}, default estimator: {ClassifierOptionsBinder.Describe(classifier)}.")));
@@ -110,7 +110,7 @@ internal static class DemoCommand
 
         if (s.PerDigit > 0)
         {
-            var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler,
+            using var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler,
                 new GuidedSamplerOptions { GuidanceWeight = s.Guidance, Seed = s.Seed }, context.LoggerFactory.CreateLogger<GuidedSampler>());
             SamplingResult? samples = null;
             ConsoleProgress.Run(context.Out, progressContext =>

@@ -57,9 +57,9 @@ internal static class SampleCommand
             Seed = s.Seed,
             ChunkSize = s.ChunkSize,
             CaptureEvery = s.StepsOutput is null ? 0 : s.CaptureEvery,
-            Device = device,
+            Device = device.ToString(),
         };
-        var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<GuidedSampler>());
+        using var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler, options, context.LoggerFactory.CreateLogger<GuidedSampler>());
         int steps = loaded.Scheduler.NumTrainTimesteps;
         SamplingResult? result = null;
         ConsoleProgress.Run(context.Out, progressContext =>

@@ -117,7 +117,7 @@ internal sealed class ClassifierOptionsBinder
             options = options with { ChunkSize = c };
         if (parseResult.GetValue(seed) is long s)
             options = options with { Seed = s };
-        options = options with { Device = DeviceChoice.Resolve(parseResult.GetValue(device)!) };
+        options = options with { Device = DeviceChoice.Resolve(parseResult.GetValue(device)!).ToString() };
         if (parseResult.GetValue(temperature) is string text)
             options = options with { Temperature = ParseTemperature(text).Value };
         options.Validate();

@@ -1,4 +1,6 @@
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Devices;
+using DiffusionClassifier.Sampling;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Tests.TestSupport;
 using DiffusionClassifier.Training;
@@ -35,6 +37,66 @@ public sealed class DeviceSelectionTests
         Assert.Contains(expected, e.Message);
         Assert.False(DeviceSelection.IsValid("gpu9"));
         Assert.False(DeviceSelection.IsValid(null));
+    }
+
+    [Theory]
+    [InlineData("auto:1")]
+    [InlineData("cpu:0")]
+    [InlineData("gpu")]
+    public void OnlyCudaTakesAnIndex(string spec) => Assert.False(DeviceSelection.IsValid(spec));
+
+    [Fact]
+    public void EveryOptionsRecordRejectsABadSpecNamingItsDevice()
+    {
+        var errors = new[]
+        {
+            Assert.Throws<ArgumentException>(() => (BayesClassifierOptions.Default with { Device = "gpu9" }).Validate()),
+            Assert.Throws<ArgumentException>(() => new GuidedSamplerOptions { Device = "gpu9" }.Validate()),
+            Assert.Throws<ArgumentException>(() => new TrainingOptions { Device = "gpu9" }.Validate()),
+        };
+        foreach (var e in errors)
+        {
+            Assert.Equal("Device", e.ParamName);
+            Assert.Contains("'gpu9'", e.Message);
+        }
+        BayesClassifierOptions.Default.Validate();
+        new GuidedSamplerOptions { Device = "CPU" }.Validate();
+    }
+
+    [Fact]
+    public void NullMeansTheModelsDeviceAndTheInferenceComponentsNeverMoveTheModel()
+    {
+        using var model = TinyModels.Create();
+        var scheduler = new DdpmScheduler(4);
+        using (var classifier = new BayesClassifier(model, scheduler, BayesClassifierOptions.Default with { Device = "cpu", Precision = InferencePrecision.Float32 }))
+            Assert.Equal(DeviceType.CPU, classifier.Device.type);
+        using var atModel = new GuidedSampler(model, scheduler, new GuidedSamplerOptions { Seed = 3 });
+        using var named = new GuidedSampler(model, scheduler, new GuidedSamplerOptions { Seed = 3, Device = "cpu" });
+        using var a = atModel.Sample([1, 2]);
+        using var b = named.Sample([1, 2]);
+        Assert.True(a.Images.equal(b.Images).all().item<bool>());
+        using (var trainer = new DiffusionTrainer(model, scheduler, new TrainingOptions()))
+            Assert.Equal(DeviceType.CPU, trainer.Model.parameters().First().device_type);
+    }
+
+    [Fact]
+    public void CudaThatIsNotThereFailsInEveryConstructorNamingItsOptions()
+    {
+        if (torch.cuda.is_available())
+            return;
+        using var model = TinyModels.Create();
+        var scheduler = new DdpmScheduler(4);
+        var errors = new[]
+        {
+            Assert.Throws<ArgumentException>(() => new BayesClassifier(model, scheduler, BayesClassifierOptions.Default with { Device = "cuda" })),
+            Assert.Throws<ArgumentException>(() => new GuidedSampler(model, scheduler, new GuidedSamplerOptions { Device = "cuda:1" })),
+            Assert.Throws<ArgumentException>(() => new DiffusionTrainer(model, scheduler, new TrainingOptions { Device = "cuda" })),
+        };
+        foreach (var e in errors)
+        {
+            Assert.Equal("options", e.ParamName);
+            Assert.Contains("no CUDA device", e.Message);
+        }
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public class TrainingOptionsTests
         Assert.Equal(LearningRateSchedule.LinearPerEpoch, o.LearningRateSchedule);
         Assert.Equal(0.1, o.LabelDropProbability);
         Assert.Equal(0, o.Seed);
-        Assert.Equal("cpu", o.Device);
+        Assert.Null(o.Device);
         Assert.Null(o.CheckpointPath);
         Assert.Equal(0, o.CheckpointEverySteps);
         Assert.Equal(TimeSpan.FromMinutes(10), o.CheckpointInterval);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using DiffusionClassifier.Devices;
 using DiffusionClassifier.Guards;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
@@ -75,10 +76,8 @@ public sealed class BayesClassifier : IDisposable
         Options = options;
         this.logger = logger ?? NullLogger<BayesClassifier>.Instance;
 
-        var config = model.Config;
-
         var first = model.parameters().First();
-        Device = options.Device ?? first.device;
+        Device = DeviceSelection.ResolveOr(options.Device, first.device, nameof(options));
         PrecisionDecision = AutoPrecision.Decide(model, scheduler, options.Precision, Device);
         Precision = PrecisionDecision.Chosen;
         if (options.Precision == InferencePrecision.Auto)
@@ -91,12 +90,7 @@ public sealed class BayesClassifier : IDisposable
         }
         else
         {
-            network = new ConditionalUNet(config);
-            using (no_grad())
-                network.load_state_dict(model.state_dict());
-            network.to(Device);
-            network.to(networkType);
-            network.eval();
+            network = ModelCopy.Create(model, Device, networkType);
             this.logger.LogDebug("Running a {Type} copy of the model on {Device}.", networkType, Device);
         }
     }

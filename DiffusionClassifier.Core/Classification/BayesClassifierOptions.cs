@@ -1,4 +1,4 @@
-using static TorchSharp.torch;
+using DiffusionClassifier.Devices;
 
 namespace DiffusionClassifier.Classification;
 
@@ -75,8 +75,12 @@ public sealed record BayesClassifierOptions
     /// </summary>
     public double? Temperature { get; init; }
 
-    /// <summary>The device the network runs on; null (default) uses the model's device.</summary>
-    public Device? Device { get; init; }
+    /// <summary>
+    /// Where the network runs: auto, cpu, cuda or cuda:N (<see cref="DeviceSelection"/>); null (default) runs it where the
+    /// model is. On another device than the model's, the classifier runs a private copy there and never moves the
+    /// caller's model (the library's device rule, shared with <see cref="Sampling.GuidedSamplerOptions.Device"/>).
+    /// </summary>
+    public string? Device { get; init; }
 
     /// <summary>The cheaper estimator with the defaults documented on each property.</summary>
     public static BayesClassifierOptions Default => new();
@@ -100,6 +104,7 @@ public sealed record BayesClassifierOptions
     /// <exception cref="ArgumentOutOfRangeException">An enum value is undefined, <see cref="ChunkSize"/> is not in
     /// 1..<see cref="MaxChunkSize"/>, or <see cref="Temperature"/> is not a finite number in
     /// [<see cref="ProbabilityCalibration.MinTemperature"/>, <see cref="ProbabilityCalibration.MaxTemperature"/>].</exception>
+    /// <exception cref="ArgumentException"><see cref="Device"/> is not auto, cpu, cuda or cuda:N.</exception>
     public void Validate()
     {
         if (!Enum.IsDefined(TimestepStrategy))
@@ -113,5 +118,6 @@ public sealed record BayesClassifierOptions
         EarlyExit?.Validate();
         if (Temperature is double temperature)
             ProbabilityCalibration.ValidateTemperature(temperature, nameof(Temperature));
+        DeviceSelection.Validate(Device, nameof(Device));
     }
 }

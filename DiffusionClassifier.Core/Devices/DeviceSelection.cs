@@ -23,6 +23,35 @@ public static partial class DeviceSelection
     /// <returns>True when it parses.</returns>
     public static bool IsValid(string? spec) => spec is not null && Pattern().IsMatch(spec.Trim());
 
+    /// <summary>Throws unless <paramref name="spec"/> is null (meaning: where the model is) or a valid spec.</summary>
+    /// <param name="spec">The spec of an options record.</param>
+    /// <param name="parameterName">The option's name, for the message.</param>
+    internal static void Validate(string? spec, string parameterName)
+    {
+        if (spec is not null && !IsValid(spec))
+            throw new ArgumentException($"{parameterName} must be null (the model's device), auto, cpu, cuda or cuda:N but is '{spec}'.", parameterName);
+    }
+
+    /// <summary>The device an options record asks for: <paramref name="spec"/> resolved, or
+    /// <paramref name="modelDevice"/> when it is null.</summary>
+    /// <param name="spec">The options' Device.</param>
+    /// <param name="modelDevice">Where the model's parameters are.</param>
+    /// <param name="parameterName">The constructor parameter that carried the options, for the exception.</param>
+    /// <exception cref="ArgumentException">The spec names a device this process does not have.</exception>
+    internal static Device ResolveOr(string? spec, Device modelDevice, string parameterName)
+    {
+        if (spec is null)
+            return modelDevice;
+        try
+        {
+            return Resolve(spec);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException(e.Message.Replace(" (Parameter 'spec')", "", StringComparison.Ordinal), parameterName, e);
+        }
+    }
+
     /// <summary>The device <paramref name="spec"/> names on this machine.</summary>
     /// <param name="spec">auto, cpu, cuda or cuda:N (case-insensitive).</param>
     /// <returns>The device.</returns>
@@ -36,12 +65,12 @@ public static partial class DeviceSelection
         var match = Pattern().Match(spec.Trim());
         if (!match.Success)
             throw new ArgumentException($"The device must be auto, cpu, cuda or cuda:N but is '{spec}'.", nameof(spec));
-        string kind = match.Groups[1].Value.ToLowerInvariant();
+        string kind = (match.Groups[1].Success ? match.Groups[1] : match.Groups[2]).Value.ToLowerInvariant();
         if (kind == "cpu" || (kind == Auto && cudaDevices == 0))
             return CPU;
         if (kind == Auto)
             return new Device(DeviceType.CUDA, 0);
-        int index = match.Groups[2].Success ? int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture) : 0;
+        int index = match.Groups[3].Success ? int.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture) : 0;
         if (cudaDevices == 0)
             throw new ArgumentException($"Device '{spec}': this process has no CUDA device (a CUDA backend package, TorchSharp-cuda-linux or -windows, and a GPU are needed). Use cpu or auto.", nameof(spec));
         if (index >= cudaDevices)
@@ -49,6 +78,6 @@ public static partial class DeviceSelection
         return new Device(DeviceType.CUDA, index);
     }
 
-    [GeneratedRegex(@"^(auto|cpu|cuda)(?::(\d+))?$", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"^(?:(auto|cpu)|(cuda)(?::(\d+))?)$", RegexOptions.IgnoreCase)]
     private static partial Regex Pattern();
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using DiffusionClassifier.Devices;
 using DiffusionClassifier.Guards;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
@@ -23,11 +24,13 @@ namespace DiffusionClassifier.Sampling;
 /// CPU and CUDA generators draw different numbers for one seed): on one device type a seed and chunk size
 /// give bit-identical images, and the noise does not depend on <see cref="GuidedSamplerOptions.ChunkSize"/> (other
 /// chunk sizes change only float rounding, about 1e-6, through batch-size-dependent oneDNN kernels).</para>
-/// <para>Does not own the model or the scheduler (nothing to dispose). A model in training mode is switched to eval
-/// for the run and switched back afterwards; concurrent <c>Sample</c> calls on one model are safe when the model is
-/// already in eval mode and nobody trains it meanwhile.</para>
+/// <para>Does not own the model or the scheduler. When <see cref="GuidedSamplerOptions.Device"/> names another
+/// device than the model's, the sampler runs a private eval-mode copy there, made at construction (later changes to the
+/// model's weights are not seen), and disposes it with itself; otherwise it runs the model itself: a model in training
+/// mode is switched to eval for the run and switched back afterwards. Concurrent <c>Sample</c> calls are safe when
+/// the network is in eval mode and nobody trains it meanwhile.</para>
 /// </remarks>
-public sealed class GuidedSampler
+public sealed class GuidedSampler : IDisposable
 {
     /// <summary>
     /// The most images one call generates (65,536; at 28 x 28 the batch alone is 205 MB of float32). Larger requests are
@@ -36,9 +39,11 @@ public sealed class GuidedSampler
     public const int MaxImages = 65_536;
 
     private readonly ConditionalUNet model;
+    private readonly ConditionalUNet? copy;
     private readonly DdpmScheduler scheduler;
     private readonly GuidedSamplerOptions options;
     private readonly ILogger<GuidedSampler> logger;
+    private bool disposed;
 
     /// <summary>Creates a sampler.</summary>
     /// <param name="model">The noise-prediction network (not owned).</param>
@@ -46,6 +51,8 @@ public sealed class GuidedSampler
     /// <param name="options">Settings; null uses the defaults. They are copied and validated.</param>
     /// <param name="logger">Optional logger; start and end of every run are logged at Information.</param>
     /// <exception cref="ArgumentOutOfRangeException">An option is out of range (see <see cref="GuidedSamplerOptions.Validate"/>).</exception>
+    /// <exception cref="ArgumentException"><see cref="GuidedSamplerOptions.Device"/> is not valid or not available.</exception>
+    /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
     public GuidedSampler(ConditionalUNet model, DdpmScheduler scheduler, GuidedSamplerOptions? options = null, ILogger<GuidedSampler>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(model);
@@ -55,9 +62,16 @@ public sealed class GuidedSampler
         this.options = options ?? new GuidedSamplerOptions();
         this.options.Validate();
         this.logger = logger ?? NullLogger<GuidedSampler>.Instance;
+        var first = FirstParameter(model);
+        var device = DeviceSelection.ResolveOr(this.options.Device, first.device, nameof(options));
+        if (!TensorGuard.SameDevice(first.device, device))
+        {
+            copy = ModelCopy.Create(model, device, first.dtype);
+            this.logger.LogDebug("Sampling with a copy of the model on {Device}.", device);
+        }
     }
 
-    /// <summary>The network.</summary>
+    /// <summary>The model passed in (the sampler may run a copy of it: see <see cref="GuidedSamplerOptions.Device"/>).</summary>
     public ConditionalUNet Model => model;
 
     /// <summary>The noise schedule.</summary>
@@ -74,7 +88,6 @@ public sealed class GuidedSampler
     /// <exception cref="ArgumentException">No labels.</exception>
     /// <exception cref="ArgumentOutOfRangeException">A label is outside [0, Classes), or there are more than <see cref="MaxImages"/>.</exception>
     /// <exception cref="ObjectDisposedException">The model was disposed.</exception>
-    /// <exception cref="InvalidOperationException"><see cref="GuidedSamplerOptions.Device"/> differs from the model's device.</exception>
     /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public SamplingResult Sample(IReadOnlyList<int> labels, IProgress<SamplingProgress>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -165,7 +178,10 @@ public sealed class GuidedSampler
     private SamplingResult SampleCore(int[] labels, IProgress<SamplingProgress>? progress, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var (device, dtype) = ResolveDeviceAndType();
+        ObjectDisposedException.ThrowIf(disposed, this);
+        var network = copy ?? model;
+        var first = FirstParameter(network);
+        var (device, dtype) = (first.device, first.dtype);
         var config = model.Config;
         int steps = scheduler.NumTrainTimesteps, every = options.CaptureEvery;
         long[] shape = { labels.Length, config.InChannels, config.Height, config.Width };
@@ -173,8 +189,8 @@ public sealed class GuidedSampler
             labels.Length, options.GuidanceWeight, steps, options.Seed, options.ChunkSize, device);
         var stopwatch = Stopwatch.StartNew();
 
-        bool wasTraining = model.training;
-        if (wasTraining) model.eval();
+        bool wasTraining = network.training;
+        if (wasTraining) network.eval();
         try
         {
             using var scope = NewDisposeScope();
@@ -193,7 +209,7 @@ public sealed class GuidedSampler
                 using (var stepScope = NewDisposeScope())
                 {
                     var z = t > 1 ? randn(shape, dtype, device, generator: generator) : null;
-                    var eps = PredictGuidedNoise(x, labelTensor, t, cancellationToken);
+                    var eps = PredictGuidedNoise(network, x, labelTensor, t, cancellationToken);
                     var next = scheduler.Step(eps, t, x, z).MoveToOuterDisposeScope();
                     x.Dispose();
                     x = next;
@@ -216,12 +232,12 @@ public sealed class GuidedSampler
         }
         finally
         {
-            if (wasTraining) model.train();
+            if (wasTraining) network.train();
         }
     }
 
     /// <summary>eps_hat for the whole batch at timestep t, computed chunk by chunk.</summary>
-    private Tensor PredictGuidedNoise(Tensor x, Tensor labels, int t, CancellationToken cancellationToken)
+    private Tensor PredictGuidedNoise(ConditionalUNet network, Tensor x, Tensor labels, int t, CancellationToken cancellationToken)
     {
         using var scope = NewDisposeScope();
         double w = options.GuidanceWeight, tNorm = t / (double)scheduler.NumTrainTimesteps;
@@ -238,11 +254,11 @@ public sealed class GuidedSampler
             long n = Math.Min(chunk, batch - start);
             var xc = x.narrow(0, start, n);
             var cc = labels.narrow(0, start, n);
-            using var trunk = model.Trunk(xc);
+            using var trunk = network.Trunk(xc);
             Tensor e;
             if (w == 0)
             {
-                e = model.Head(trunk, cc, full(new[] { n }, tScalar, x.dtype, x.device));
+                e = network.Head(trunk, cc, full(new[] { n }, tScalar, x.dtype, x.device));
             }
             else
             {
@@ -252,7 +268,7 @@ public sealed class GuidedSampler
                 var rows = arange(TorchScalars.Zero, end, TorchScalars.One, ScalarType.Int64, x.device).repeat(2);
                 using var doubled = trunk.Select(rows);
                 var mask = cat([zeros(n, x.dtype, x.device), ones(n, x.dtype, x.device)]);
-                var both = model.Head(doubled, cat([cc, cc]), full(new[] { 2 * n }, tScalar, x.dtype, x.device), mask);
+                var both = network.Head(doubled, cat([cc, cc]), full(new[] { 2 * n }, tScalar, x.dtype, x.device), mask);
                 e = both.narrow(0, 0, n).mul(conditional).add(both.narrow(0, n, n).mul(unconditional), TorchScalars.MinusOne);
             }
             eps.narrow(0, start, n).copy_(e);
@@ -260,15 +276,16 @@ public sealed class GuidedSampler
         return eps.MoveToOuterDisposeScope();
     }
 
-    private (Device Device, ScalarType DType) ResolveDeviceAndType()
+    /// <summary>Disposes the private copy, if any (never the model passed in).</summary>
+    public void Dispose()
     {
-        // A ConditionalUNet always has parameters: none left means it was disposed.
-        var first = model.parameters().FirstOrDefault()
-            ?? throw new ObjectDisposedException(nameof(ConditionalUNet), "The model passed to the sampler was disposed.");
-        var modelDevice = first.device;
-        var requested = options.Device;
-        if (requested is not null && (requested.type != modelDevice.type || (requested.index >= 0 && modelDevice.index >= 0 && requested.index != modelDevice.index)))
-            throw new InvalidOperationException($"GuidedSamplerOptions.Device is {requested} but the model is on {modelDevice}; move the model first (the sampler never moves it).");
-        return (modelDevice, first.dtype);
+        if (disposed)
+            return;
+        disposed = true;
+        copy?.Dispose();
     }
+
+    // A ConditionalUNet always has parameters: none left means it was disposed.
+    private static TorchSharp.Modules.Parameter FirstParameter(ConditionalUNet model) => model.parameters().FirstOrDefault()
+        ?? throw new ObjectDisposedException(nameof(ConditionalUNet), "The model passed to the sampler was disposed.");
 }

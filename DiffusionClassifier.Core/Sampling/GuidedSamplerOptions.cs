@@ -1,9 +1,9 @@
-using static TorchSharp.torch;
+using DiffusionClassifier.Devices;
 
 namespace DiffusionClassifier.Sampling;
 
 /// <summary>Settings of a <see cref="GuidedSampler"/>. Call <see cref="Validate"/> (the sampler does) before use.</summary>
-/// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while another thread reads it. <see cref="GuidedSampler"/> copies it, so later changes do not affect a sampler.</remarks>
+/// <remarks>Thread safety: an immutable record, safe to share; derive variants with <c>with</c>.</remarks>
 public sealed record GuidedSamplerOptions
 {
     /// <summary>The default guidance weight: 2, the strongest of the reference's {0, 0.5, 2}; it gives the most
@@ -39,15 +39,17 @@ public sealed record GuidedSamplerOptions
     public int CaptureEvery { get; init; }
 
     /// <summary>
-    /// Where the sampling runs; null (the default) uses the device of the model's parameters. When set it must equal
-    /// the model's device (the sampler never moves the model). The noise is always drawn on the CPU, so a seed gives the
-    /// same noise on every device.
+    /// Where the sampling runs: auto, cpu, cuda or cuda:N (<see cref="DeviceSelection"/>); null (default) runs it where
+    /// the model is. On another device than the model's, the sampler runs a private copy there and never moves the
+    /// caller's model (the library's device rule, shared with
+    /// <see cref="Classification.BayesClassifierOptions.Device"/>). The noise is drawn on the device it runs on.
     /// </summary>
-    public Device? Device { get; init; }
+    public string? Device { get; init; }
 
     /// <summary>Throws when a setting is out of range.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The guidance weight is negative, NaN or infinite; the chunk
     /// size is below 1; or <see cref="CaptureEvery"/> is negative.</exception>
+    /// <exception cref="ArgumentException"><see cref="Device"/> is not auto, cpu, cuda or cuda:N.</exception>
     public void Validate()
     {
         if (!(GuidanceWeight >= 0) || double.IsInfinity(GuidanceWeight))
@@ -56,5 +58,6 @@ public sealed record GuidedSamplerOptions
             throw new ArgumentOutOfRangeException(nameof(ChunkSize), ChunkSize, "ChunkSize must be at least 1.");
         if (CaptureEvery < 0)
             throw new ArgumentOutOfRangeException(nameof(CaptureEvery), CaptureEvery, "CaptureEvery must be 0 (no capture) or a positive step interval.");
+        DeviceSelection.Validate(Device, nameof(Device));
     }
 }

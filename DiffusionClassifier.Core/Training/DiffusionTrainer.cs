@@ -70,14 +70,7 @@ public sealed class DiffusionTrainer : IDisposable
         options.Validate();
         this.options = options;
         this.logger = logger ?? NullLogger<DiffusionTrainer>.Instance;
-        try
-        {
-            device = Devices.DeviceSelection.Resolve(this.options.Device);
-        }
-        catch (ArgumentException e)
-        {
-            throw new ArgumentException(e.Message.Replace(" (Parameter 'spec')", "", StringComparison.Ordinal), nameof(options), e);
-        }
+        device = Devices.DeviceSelection.ResolveOr(this.options.Device, model.parameters().First().device, nameof(options));
         Model = model;
         Scheduler = scheduler;
         model.to(device);
@@ -188,7 +181,7 @@ public sealed class DiffusionTrainer : IDisposable
         Model.train();
         if (epoch < options.Epochs)
             logger.LogInformation("Training {Parameters:N0} parameters on {Items} items: epoch {Epoch}/{Epochs}, step {Step}/{TotalSteps}, batch {Batch}, device {Device}.",
-                parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, run.TotalSteps, options.BatchSize, options.Device);
+                parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, run.TotalSteps, options.BatchSize, device);
         try
         {
             while (epoch < options.Epochs)

@@ -8,7 +8,7 @@ namespace DiffusionClassifier.Training;
 /// Adam, lr 1e-4 decayed linearly per epoch, label drop 0.1) except for the epoch count, the batch size and the
 /// EMA of the weights, which are chosen for a CPU run. Call <see cref="Validate"/> (the trainer does) to check them.
 /// </summary>
-/// <remarks>Thread safety: a mutable settings object without synchronisation: do not change it while another thread reads it. <see cref="DiffusionTrainer"/> copies it, so later changes do not affect a trainer.</remarks>
+/// <remarks>Thread safety: an immutable record, safe to share; derive variants with <c>with</c>.</remarks>
 public sealed record TrainingOptions
 {
     /// <summary>Passes over the training data. Default 20 (the reference classifier model trained 50).</summary>
@@ -36,9 +36,11 @@ public sealed record TrainingOptions
     /// built.</summary>
     public long Seed { get; init; }
 
-    /// <summary>Device to train on: auto, cpu, cuda or cuda:N (<see cref="Devices.DeviceSelection"/>). Default "cpu". The model is
-    /// moved there; random numbers are always drawn on the CPU so that a run is the same on every device.</summary>
-    public string Device { get; init; } = "cpu";
+    /// <summary>Device to train on: auto, cpu, cuda or cuda:N (<see cref="Devices.DeviceSelection"/>); null (default)
+    /// trains where the model is. Unlike the classifier and the sampler, which run a private copy, the trainer moves the
+    /// model there: it trains the caller's weights. Random numbers are always drawn on the CPU so that a run is the same
+    /// on every device.</summary>
+    public string? Device { get; init; }
 
     /// <summary>Where checkpoints are written (atomically, one file, overwritten each time); null (default) writes
     /// none. A checkpoint is also a loadable model file.</summary>
@@ -84,8 +86,7 @@ public sealed record TrainingOptions
             throw new ArgumentOutOfRangeException(nameof(LearningRateSchedule), LearningRateSchedule, Invariant($"LearningRateSchedule {(int)LearningRateSchedule} is not defined."));
         if (!(LabelDropProbability >= 0 && LabelDropProbability <= 1))
             throw new ArgumentOutOfRangeException(nameof(LabelDropProbability), LabelDropProbability, Invariant($"LabelDropProbability must lie in [0, 1] but is {LabelDropProbability}."));
-        if (!Devices.DeviceSelection.IsValid(Device))
-            throw new ArgumentException($"Device must be auto, cpu, cuda or cuda:N (DeviceSelection) but is '{Device}'.", nameof(Device));
+        Devices.DeviceSelection.Validate(Device, nameof(Device));
         if (CheckpointPath is not null && string.IsNullOrWhiteSpace(CheckpointPath))
             throw new ArgumentException(Invariant($"CheckpointPath must be null or a file path but is '{CheckpointPath}'."), nameof(CheckpointPath));
         if (CheckpointEverySteps < 0)
