@@ -52,6 +52,7 @@ public class SamplingBenchmarks : IWorkloadBenchmark
     [GlobalCleanup]
     public void Cleanup()
     {
+        sampler?.Dispose();
         model?.Dispose();
         model = null;
         sampler = null;

@@ -201,26 +201,13 @@ internal sealed class ClassifierOptionsBinder
     private static PruningOverride? ParsePruning(ArgumentResult result)
     {
         string text = result.Tokens.Count == 1 ? result.Tokens[0].Value.Trim() : "";
-        if (text.Equals("none", StringComparison.OrdinalIgnoreCase))
+        if (text.Equals(PruningSchedule.None, StringComparison.OrdinalIgnoreCase))
             return new PruningOverride(null);
-        var stages = new List<PruningStage>();
-        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
-        {
-            var pieces = part.Split(':');
-            if (pieces.Length != 2
-                || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction)
-                || !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int keep))
-            {
-                result.AddError($"--pruning: '{part}' is not 'fraction:keep' (e.g. 0.2:3); use 'none' to turn pruning off.");
-                return null;
-            }
-            stages.Add(new PruningStage(fraction, keep));
-        }
         try
         {
-            return new PruningOverride(new PruningSchedule(stages));
+            return new PruningOverride(PruningSchedule.Parse(text));
         }
-        catch (ArgumentException e)
+        catch (Exception e) when (e is FormatException or ArgumentException)
         {
             result.AddError($"--pruning: {e.Message}");
             return null;

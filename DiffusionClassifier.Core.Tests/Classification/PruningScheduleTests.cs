@@ -39,4 +39,32 @@ public class PruningScheduleTests
         var e = Assert.Throws<ArgumentException>("stages", () => new PruningSchedule(new PruningStage(0.5, -3)));
         Assert.Contains("-3", e.Message);
     }
+
+    [Theory]
+    [InlineData("0.2:3,0.5:2")]
+    [InlineData(" 0.25 : 2 ")]
+    [InlineData("1:1")]
+    public void TheTextFormRoundTrips(string text)
+    {
+        var schedule = PruningSchedule.Parse(text);
+        var again = PruningSchedule.Parse(schedule.ToSpec());
+        Assert.Equal(schedule.Stages, again.Stages);
+        Assert.Equal(BayesClassifierOptions.DefaultPruning.Stages, PruningSchedule.Parse("0.2:3,0.5:2").Stages);
+        var converter = System.ComponentModel.TypeDescriptor.GetConverter(typeof(PruningSchedule));
+        Assert.Equal(schedule.Stages, ((PruningSchedule)converter.ConvertFromInvariantString(text)!).Stages);
+        Assert.Null(converter.ConvertFromInvariantString(PruningSchedule.None));
+        Assert.Equal(schedule.ToSpec(), converter.ConvertToInvariantString(schedule));
+    }
+
+    [Theory]
+    [InlineData("0.2-3", typeof(FormatException), "'0.2-3' is not 'fraction:keep'")]
+    [InlineData("0.2:3,", typeof(FormatException), "'' is not 'fraction:keep'")]
+    [InlineData("0.2:x", typeof(FormatException), "'0.2:x'")]
+    [InlineData("0.5:2,0.2:1", typeof(ArgumentException), "must exceed the previous stage's 0.5")]
+    [InlineData("0.2:0", typeof(ArgumentException), "Keep must be at least 1 but is 0")]
+    public void BadTextSaysWhatIsWrong(string text, Type type, string expected)
+    {
+        var e = Assert.Throws(type, () => PruningSchedule.Parse(text));
+        Assert.Contains(expected, e.Message);
+    }
 }

@@ -1,5 +1,7 @@
 using System.Text.RegularExpressions;
+using DiffusionClassifier.Classification;
 using DiffusionClassifier.Data;
+using DiffusionClassifier.Hosting;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Pretrained;
 using DiffusionClassifier.Sampling;
@@ -7,6 +9,8 @@ using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Serialization;
 using DiffusionClassifier.Training;
 using DiffusionClassifier.Tests.TestSupport;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace DiffusionClassifier.Tests.Documentation;
 
@@ -55,11 +59,36 @@ public partial class ReadmeExamplesTests
         trainer.SaveModel("model.safetensors", useEma: true);
 
         using var loaded = ModelFile.Load("model.safetensors");
-        var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler, new GuidedSamplerOptions { GuidanceWeight = 2, Seed = 1 });
+        using var sampler = new GuidedSampler(loaded.Model, loaded.Scheduler, new GuidedSamplerOptions { GuidanceWeight = 2, Seed = 1 });
         using var samples = sampler.SampleGrid(samplesPerLabel: 8);
         samples.SaveGrid("samples.png", scale: 2);
 
         using var fromPyTorch = PyTorchCheckpoint.FromPyTorch("model_39.pth");   // reference checkpoint, any n_feat
+    }
+
+    /// <summary>The shape of a generic host's builder (Microsoft.Extensions.Hosting is not referenced here).</summary>
+    private sealed record HostBuilder(IServiceCollection Services, IConfiguration Configuration);
+
+    [Fact]
+    public void TheHostRegistrationResolvesAClassifier()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["DiffusionClassifier:Classifier:Precision"] = "Float32",
+        }).Build();
+        var builder = new HostBuilder(new ServiceCollection(), configuration);
+        HostConfiguration(builder);
+        using var provider = builder.Services.BuildServiceProvider();
+        Assert.Equal(InferencePrecision.Float32, provider.GetRequiredService<BayesClassifier>().Precision);
+    }
+
+    private static void HostConfiguration(HostBuilder builder)
+    {
+        // appsettings.json: { "DiffusionClassifier": { "Classifier": { "Pruning": "0.2:3,0.5:2", "Device": "auto",
+        //                     "EarlyExit": { "ErrorRate": 0.05 } }, "Sampler": { "GuidanceWeight": 2 }, "Training": { "Epochs": 16 } } }
+        builder.Services.AddDiffusionClassifierOptions(builder.Configuration.GetSection("DiffusionClassifier"))
+                        .AddBayesClassifier();   // one thread-safe classifier on the built-in model, or AddBayesClassifier("model.safetensors")
+        // Inject BayesClassifier, or IOptions<BayesClassifierOptions>, IOptions<GuidedSamplerOptions>, IOptions<TrainingOptions>.
     }
 
     [Fact]

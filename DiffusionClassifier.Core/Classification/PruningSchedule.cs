@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using System.Globalization;
+
 namespace DiffusionClassifier.Classification;
 
 /// <summary>
@@ -15,8 +18,13 @@ namespace DiffusionClassifier.Classification;
 /// are spent. A stage whose keep is not below the number of survivors prunes nothing. A stage that ends at n prunes
 /// nothing either: after the last sample the label is the survivor with the lowest mean error anyway.</para>
 /// </remarks>
+[TypeConverter(typeof(PruningScheduleConverter))]
 public sealed class PruningSchedule
 {
+    /// <summary>The text that means "no pruning" to <see cref="TypeConverter"/>-based readers such as configuration
+    /// binding (a null schedule).</summary>
+    public const string None = "none";
+
     private readonly PruningStage[] stages;
 
     /// <summary>Creates a schedule.</summary>
@@ -101,6 +109,36 @@ public sealed class PruningSchedule
         }
         return result;
     }
+
+    /// <summary>
+    /// Reads stages written <c>fraction:keep,...</c>, e.g. <c>0.2:3,0.5:2</c> (after 20% of n samples keep the best 3
+    /// classes, after 50% the best 2): the form of the CLI's <c>--pruning</c> and of configuration files, where
+    /// <see cref="None"/> means a null schedule. Numbers use the invariant culture.
+    /// </summary>
+    /// <param name="text">The stages.</param>
+    /// <returns>The schedule.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
+    /// <exception cref="FormatException">A stage is not <c>fraction:keep</c>.</exception>
+    /// <exception cref="ArgumentException">The stages are out of range or out of order (see the constructor).</exception>
+    public static PruningSchedule Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var stages = new List<PruningStage>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var pieces = part.Split(':', StringSplitOptions.TrimEntries);
+            if (pieces.Length != 2
+                || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction)
+                || !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int keep))
+                throw new FormatException($"'{part}' is not 'fraction:keep' (e.g. 0.2:3); use '{None}' to turn pruning off.");
+            stages.Add(new PruningStage(fraction, keep));
+        }
+        return new PruningSchedule(stages);
+    }
+
+    /// <summary>The stages in the form <see cref="Parse"/> reads, e.g. <c>0.2:3,0.5:2</c>.</summary>
+    /// <returns>The text.</returns>
+    public string ToSpec() => string.Join(",", stages.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.SampleFraction:R}:{s.Keep}")));
 
     /// <inheritdoc />
     public override string ToString() => string.Join(", ", stages.Select(s => $"{s.SampleFraction:0.###}n: keep {s.Keep}"));
