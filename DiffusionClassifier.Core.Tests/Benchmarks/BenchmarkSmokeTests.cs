@@ -94,6 +94,8 @@ public class BenchmarkSmokeTests
                 .ToArray();
             Assert.True(errors.Length == 0, $"{type.Name}: {string.Join("; ", errors.Select(e => e.Message))}");
             Assert.Contains(type.GetCustomAttributes<ConfigAttribute>(), a => a.Config is ThroughputConfig);
+            var device = Assert.Single(new ThroughputConfig().GetColumnProviders().SelectMany(p => p.GetColumns(null!)), c => c.ColumnName == ThroughputConfig.DeviceColumnName);
+            Assert.StartsWith(cuda.is_available() ? "cuda" : "cpu", device.GetValue(null!, run.BenchmarksCases[0]));
             foreach (var benchmarkCase in run.BenchmarksCases)
             {
                 var workload = ThroughputColumn.Describe(benchmarkCase);
