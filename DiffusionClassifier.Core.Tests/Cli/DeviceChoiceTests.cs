@@ -1,37 +1,27 @@
 using DiffusionClassifier.Cli.Infrastructure;
+using DiffusionClassifier.Devices;
 using DiffusionClassifier.Tests.TestSupport;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace DiffusionClassifier.Tests.Cli;
 
 [Collection(SingleThreadedTorchCollection.Name)]
 public sealed class DeviceChoiceTests(CliFixture fixture) : IClassFixture<CliFixture>
 {
-    [Theory]
-    [InlineData("auto", 0, DeviceType.CPU, -1)]
-    [InlineData("AUTO", 2, DeviceType.CUDA, 0)]
-    [InlineData("cpu", 2, DeviceType.CPU, -1)]
-    [InlineData("cuda", 1, DeviceType.CUDA, 0)]
-    [InlineData("cuda:1", 2, DeviceType.CUDA, 1)]
-    public void OneRuleNamesTheDevice(string text, int cudaDevices, DeviceType type, int index)
-    {
-        var device = DeviceChoice.Resolve(text, cudaDevices);
-        Assert.Equal(type, device.type);
-        if (type == DeviceType.CUDA)
-            Assert.Equal(index, device.index);
-    }
+    // The rule itself is DeviceSelectionTests'; the CLI adds only the option's name and a CliException.
+    [Fact]
+    public void TheOptionResolvesThroughTheLibrarysRule() =>
+        Assert.Equal(DeviceSelection.Resolve("cuda:1", 2).index, DeviceChoice.Resolve("cuda:1", 2).index);
 
     [Theory]
-    [InlineData("cuda", 0, "no CUDA device")]
     [InlineData("cuda:0", 0, "no CUDA device")]
-    [InlineData("cuda:2", 2, "numbered 0..1")]
     [InlineData("gpu", 1, "must be auto, cpu, cuda or cuda:N")]
-    public void CudaThatIsNotThereIsAnErrorNotAFallBack(string text, int cudaDevices, string expected)
+    public void ABadDeviceIsACliErrorNamingTheOption(string text, int cudaDevices, string expected)
     {
         var e = Assert.Throws<CliException>(() => DeviceChoice.Resolve(text, cudaDevices));
+        Assert.StartsWith("--device: ", e.Message);
         Assert.Contains(expected, e.Message);
         Assert.Contains(text, e.Message);
+        Assert.DoesNotContain("Parameter", e.Message);
     }
 
     [Fact]
