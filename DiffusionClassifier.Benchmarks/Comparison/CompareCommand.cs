@@ -56,7 +56,7 @@ public static class CompareCommand
             {
                 options.Widths, options.Chunks, EstimatorWidths = options.EstimatorWidths ?? options.Widths, options.N,
                 options.EstimatorChunk, options.PredictBatch, options.MatmulSize, options.Warmup, options.WarmupSeconds,
-                options.Repeats, Threads = get_num_threads(), Variants = options.Variants.Select(v => v.ToString()).ToArray(),
+                options.Repeats, options.Rounds, Threads = get_num_threads(), Variants = options.Variants.Select(v => v.ToString()).ToArray(),
             }),
         };
 
@@ -69,12 +69,38 @@ public static class CompareCommand
         }
         report["pytorch"] = theirs?.DeepClone();
         report["ours"] = MeasureOurs(options);
+        if (options.Rounds > 1)
+        {
+            var rounds = new JsonArray(Round(theirs, report["ours"]!));
+            var later = options.ClassifiersOnly();
+            for (int round = 2; round <= options.Rounds; round++)
+            {
+                Console.Error.WriteLine($"Classifier round {round} of {options.Rounds}.");
+                JsonNode? theirRound = null;
+                if (theirs is not null && options.PyTorchJson is null)
+                {
+                    theirRound = RunPyTorch(later);
+                    if (theirRound is null)
+                        return 1;
+                }
+                rounds.Add(Round(theirRound, MeasureOurs(later)));
+            }
+            report["rounds"] = rounds;
+        }
 
         WriteTables(output, options, report);
         if (options.JsonOutput is not null)
             File.WriteAllText(options.JsonOutput, report.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         return 0;
     }
+
+    /// <summary>The classifier rows of one round: both sides' "estimator" arrays and load averages.</summary>
+    private static JsonObject Round(JsonNode? theirs, JsonNode ours) => new()
+    {
+        ["pytorch"] = theirs?["estimator"]?.DeepClone(),
+        ["ours"] = ours["estimator"]!.DeepClone(),
+        ["load_average"] = Timing.LoadAverage(),
+    };
 
     /// <summary>Our side: matmul ceiling, forward throughput, and the classifiers, with the same timing method.</summary>
     /// <param name="options">What to measure.</param>
@@ -392,19 +418,73 @@ public static class CompareCommand
             sb.AppendLine();
             sb.AppendLine(Inv, $"Classification at N = {options.N} (images/s; against the PyTorch reference estimator, which runs its N*10 rows {(options.EstimatorChunk > 0 ? $"{options.EstimatorChunk} per forward" : "in one forward")}; PredictBatch calls take {options.PredictBatch} images):");
             sb.AppendLine();
-            sb.AppendLine("| F | ours | evaluations/image | PyTorch wall | ours wall | ours ÷ PyTorch | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) |");
-            sb.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
-            foreach (var row in ourEstimators)
-            {
-                int f = row!["features"]!.GetValue<int>();
-                var their = theirs?["estimator"]?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == f);
-                double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
-                double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
-                sb.AppendLine(Inv, $"| {f} | {MethodTitle(row["method"]!.GetValue<string>())} | {F(Get(row, "evaluations_per_image"), 0)} | {F(theirRate, 3)} | {F(ourRate, 3)} | {Ratio(ourRate, theirRate)} | {F(theirCpu, 3)} | {F(ourCpu, 3)} | {Ratio(ourCpu, theirCpu)} |");
-            }
+            if (report["rounds"] is JsonArray rounds && rounds.Count > 1)
+                WriteRounds(sb, ourEstimators, rounds);
+            else
+                WriteSingleRound(sb, theirs, ourEstimators);
         }
         output.Write(sb.ToString());
     }
+
+    private static void WriteSingleRound(StringBuilder sb, JsonNode? theirs, JsonArray ourEstimators)
+    {
+        sb.AppendLine("| F | ours | evaluations/image | PyTorch wall | ours wall | ours ÷ PyTorch | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) |");
+        sb.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var row in ourEstimators)
+        {
+            int f = row!["features"]!.GetValue<int>();
+            var their = TheirRow(theirs?["estimator"], f);
+            double? ourRate = Get(row, "images_per_s"), theirRate = Get(their, "images_per_s");
+            double? ourCpu = Get(row, "images_per_cpu_s"), theirCpu = Get(their, "images_per_cpu_s");
+            sb.AppendLine(Inv, $"| {f} | {MethodTitle(row["method"]!.GetValue<string>())} | {F(Get(row, "evaluations_per_image"), 0)} | {F(theirRate, 3)} | {F(ourRate, 3)} | {Ratio(ourRate, theirRate)} | {F(theirCpu, 3)} | {F(ourCpu, 3)} | {Ratio(ourCpu, theirCpu)} |");
+        }
+    }
+
+    /// <summary>The classifier table over rounds: per side the median images/s of the rounds [min–max], and the median
+    /// [min–max] of the per-round ratios (each round pairs one PyTorch run with the next run of ours).</summary>
+    private static void WriteRounds(StringBuilder sb, JsonArray ourEstimators, JsonArray rounds)
+    {
+        sb.AppendLine(Inv, $"Median of {rounds.Count} rounds [min–max]; each round runs PyTorch, then ours.");
+        sb.AppendLine();
+        sb.AppendLine("| F | ours | evaluations/image | PyTorch wall | ours wall | ours ÷ PyTorch | PyTorch CPU | ours CPU | ours ÷ PyTorch (CPU) |");
+        sb.AppendLine("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+        foreach (var row in ourEstimators)
+        {
+            int f = row!["features"]!.GetValue<int>();
+            string method = row["method"]!.GetValue<string>();
+            var theirRate = new List<double>(); var ourRate = new List<double>(); var wallRatio = new List<double>();
+            var theirCpu = new List<double>(); var ourCpu = new List<double>(); var cpuRatio = new List<double>();
+            foreach (var round in rounds)
+            {
+                var ourRow = round!["ours"]?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == f && r["method"]!.GetValue<string>() == method);
+                var theirRow = TheirRow(round["pytorch"], f);
+                Collect(Get(theirRow, "images_per_s"), Get(ourRow, "images_per_s"), theirRate, ourRate, wallRatio);
+                Collect(Get(theirRow, "images_per_cpu_s"), Get(ourRow, "images_per_cpu_s"), theirCpu, ourCpu, cpuRatio);
+            }
+            sb.AppendLine(Inv, $"| {f} | {MethodTitle(method)} | {F(Get(row, "evaluations_per_image"), 0)} | {Spread(theirRate, 3)} | {Spread(ourRate, 3)} | {Spread(wallRatio, 2, "×")} | {Spread(theirCpu, 3)} | {Spread(ourCpu, 3)} | {Spread(cpuRatio, 2, "×")} |");
+        }
+    }
+
+    private static void Collect(double? theirs, double? ours, List<double> theirList, List<double> ourList, List<double> ratios)
+    {
+        if (theirs is double t)
+            theirList.Add(t);
+        if (ours is double o)
+            ourList.Add(o);
+        if (theirs is > 0 && ours is double both)
+            ratios.Add(both / theirs.Value);
+    }
+
+    private static string Spread(List<double> values, int decimals, string unit = "")
+    {
+        if (values.Count == 0)
+            return "-";
+        string format = "F" + decimals.ToString(Inv);
+        return $"{Timing.Median(values).ToString(format, Inv)}{unit} [{values.Min().ToString(format, Inv)}–{values.Max().ToString(format, Inv)}]";
+    }
+
+    private static JsonNode? TheirRow(JsonNode? estimators, int features) =>
+        estimators?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == features);
 
     private static string MethodTitle(string method) =>
         method == "reference" ? "reference estimator (same algorithm)" : PredictMethods.FirstOrDefault(p => p.Method == method).Title ?? method;

@@ -35,6 +35,14 @@ public sealed class CompareOptions
     /// <summary>Timed runs; the median is reported. Default 7.</summary>
     public int Repeats { get; set; } = 7;
 
+    /// <summary>
+    /// Rounds of the classifier comparison, at least 1. Default 1. With R &gt; 1 the classifiers are measured R times,
+    /// PyTorch then ours in turn (the first round also measures the matmul and the forward), and the classifier table
+    /// gives the median images/s of the rounds with their min and max, and the median of the per-round ratios: a
+    /// single run of either side moves with the load of the machine.
+    /// </summary>
+    public int Rounds { get; set; } = 1;
+
     /// <summary>Threads for both libtorch and PyTorch; 0 = all processors. Default 0.</summary>
     public int Threads { get; set; }
 
@@ -54,7 +62,15 @@ public sealed class CompareOptions
     public string? PyTorchJson { get; set; }
 
     /// <summary>Parts to skip: any of matmul, forward, estimator, predict, pytorch.</summary>
-    public HashSet<string> Skip { get; } = new(StringComparer.OrdinalIgnoreCase);
+    public HashSet<string> Skip { get; private set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>A copy that measures only the classifiers (a later round of <see cref="Rounds"/>).</summary>
+    public CompareOptions ClassifiersOnly()
+    {
+        var copy = (CompareOptions)MemberwiseClone();
+        copy.Skip = new HashSet<string>(Skip, StringComparer.OrdinalIgnoreCase) { "matmul", "forward" };
+        return copy;
+    }
 
     /// <summary>Also write all raw numbers of both sides as JSON to this path.</summary>
     public string? JsonOutput { get; set; }
@@ -71,6 +87,7 @@ public sealed class CompareOptions
           --matmul-size 2048        size of the float32 matmul ceiling
           --warmup 2 --warmup-seconds 3 --repeats 7
                                     untimed runs (at least that many and that long), then timed runs (median)
+          --rounds 1                classifier rounds, PyTorch then ours in turn (median, min and max of the rounds)
           --threads 0               threads on both sides (0 = all processors)
           --variants LIST           our forward variants (default Float32,ChannelsLast,ChannelsLastBFloat16;
                                     also BFloat16)
@@ -95,6 +112,7 @@ public sealed class CompareOptions
         var warmup = ArgumentParsing.Int("--warmup", "Untimed runs before timing, at least.", d.Warmup, 0);
         var warmupSeconds = ArgumentParsing.Double("--warmup-seconds", "Warm up for at least this many seconds.", d.WarmupSeconds, 0);
         var repeats = ArgumentParsing.Int("--repeats", "Timed runs (median reported).", d.Repeats, 1);
+        var rounds = ArgumentParsing.Int("--rounds", "Classifier rounds, PyTorch then ours in turn (median, min and max of the rounds).", d.Rounds, 1);
         var threads = ArgumentParsing.Int("--threads", "Threads on both sides (0 = all processors).", d.Threads, 0);
         var variants = ArgumentParsing.List("--variants", "Our forward variants.", ArgumentParsing.EnumName<ForwardVariant>,
             "one of " + string.Join(", ", Enum.GetNames<ForwardVariant>()), d.Variants);
@@ -107,7 +125,7 @@ public sealed class CompareOptions
             "a part (matmul, forward, estimator, predict, pytorch)");
         var command = new RootCommand("compare: the side-by-side comparison with the PyTorch reference.")
         {
-            widths, chunks, estimatorWidths, n, estimatorChunk, predictBatch, matmulSize, warmup, warmupSeconds, repeats, threads,
+            widths, chunks, estimatorWidths, n, estimatorChunk, predictBatch, matmulSize, warmup, warmupSeconds, repeats, rounds, threads,
             variants, python, script, pytorchJson, json, skip,
         };
         var r = ArgumentParsing.Parse(command, args, Usage);
@@ -124,6 +142,7 @@ public sealed class CompareOptions
             Warmup = r.GetValue(warmup),
             WarmupSeconds = r.GetValue(warmupSeconds),
             Repeats = r.GetValue(repeats),
+            Rounds = r.GetValue(rounds),
             Threads = r.GetValue(threads),
             Variants = r.GetValue(variants)!,
             Python = r.GetValue(python)!,

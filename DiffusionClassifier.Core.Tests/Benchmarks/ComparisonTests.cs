@@ -120,6 +120,39 @@ public class ComparisonTests
     }
 
     [Fact]
+    public void RoundsGiveTheMedianAndSpreadOfEachSideAndOfThePairedRatios()
+    {
+        var options = CompareOptions.Parse(["--widths", "32", "--rounds", "3", "--skip", "forward,matmul"]);
+        Assert.Equal(3, options.Rounds);
+        Assert.Contains("--rounds", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--rounds", "0"])).Message);
+        var later = options.ClassifiersOnly();
+        Assert.Contains("matmul", later.Skip);
+        Assert.Contains("forward", later.Skip);
+        Assert.DoesNotContain("predict", options.Skip);
+
+        static JsonNode Theirs(double rate, double cpu) => JsonNode.Parse(
+            $$"""[{"features":32,"n":20,"images_per_s":{{rate}},"images_per_cpu_s":{{cpu}},"evaluations_per_image":200}]""")!;
+        static JsonNode Ours(double rate, double cpu) => JsonNode.Parse(
+            $$"""[{"method":"predict-default-f32","features":32,"images_per_s":{{rate}},"images_per_cpu_s":{{cpu}},"evaluations_per_image":78}]""")!;
+        var report = new JsonObject
+        {
+            ["machine"] = new JsonObject { ["cpu"] = "test cpu", ["logical_processors"] = 2, ["os"] = "os", ["dotnet"] = "10", ["date_utc"] = "now" },
+            ["pytorch"] = new JsonObject { ["threads"] = 2, ["estimator"] = Theirs(2, 1) },
+            ["ours"] = new JsonObject { ["threads"] = 2, ["forward"] = new JsonArray(), ["estimator"] = Ours(10, 5) },
+            // Ratios per round: 10 / 2 = 5, 12 / 4 = 3, 16 / 2 = 8: the median ratio 5 is not the ratio of the medians (12 / 2).
+            ["rounds"] = new JsonArray(
+                new JsonObject { ["pytorch"] = Theirs(2, 1), ["ours"] = Ours(10, 5) },
+                new JsonObject { ["pytorch"] = Theirs(4, 2), ["ours"] = Ours(12, 6) },
+                new JsonObject { ["pytorch"] = Theirs(2, 1), ["ours"] = Ours(16, 8) }),
+        };
+        var writer = new StringWriter();
+        CompareCommand.WriteTables(writer, options, report);
+        string text = writer.ToString();
+        Assert.Contains("Median of 3 rounds [min–max]", text);
+        Assert.Contains("| 32 | Predict, Default options, Float32 | 78 | 2.000 [2.000–4.000] | 12.000 [10.000–16.000] | 5.00× [3.00–8.00] | 1.000 [1.000–2.000] | 6.000 [5.000–8.000] | 5.00× [3.00–8.00] |", text);
+    }
+
+    [Fact]
     public void FlopsCommandPrintsTheReferenceCountsAndTheEstimatorWork()
     {
         var writer = new StringWriter();
