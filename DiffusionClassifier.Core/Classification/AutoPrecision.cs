@@ -116,16 +116,7 @@ internal static class AutoPrecision
         }
     }
 
-    private static ConditionalUNet Copy(ConditionalUNet model, ScalarType type)
-    {
-        var copy = new ConditionalUNet(model.Config);
-        using (no_grad())
-            copy.load_state_dict(model.state_dict());
-        copy.to(CPU);
-        copy.to(type);
-        copy.eval();
-        return copy;
-    }
+    private static ConditionalUNet Copy(ConditionalUNet model, ScalarType type) => ModelCopy.Create(model, CPU, type);
 
     /// <summary>Per-image, per-class mean squared error minus its mean over the classes: [images, classes].</summary>
     private static Tensor Centred(Tensor eps, Tensor predicted, long classes)
