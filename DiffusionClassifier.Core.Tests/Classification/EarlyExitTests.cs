@@ -35,9 +35,24 @@ public class EarlyExitTests
     }
 
     [Fact]
-    public void TheCriticalValueIsABonferroniBoundOverLooksAndRivals() =>
-        // 1 - 0.01 / (4 x 9), 5 degrees of freedom.
-        Assert.Equal(StudentT.Quantile(1 - 0.01 / 36, 5), new EarlyExit().CriticalValue(6, 4, 10), 12);
+    public void TheCriticalValueIsABonferroniBoundOverTheComparisons() =>
+        // 1 - 0.01 / 36, 5 degrees of freedom.
+        Assert.Equal(StudentT.Quantile(1 - 0.01 / 36, 5), new EarlyExit().CriticalValue(6, 36), 12);
+
+    [Fact]
+    public void TheComparisonsCountTheRivalsLeftAtEachLook()
+    {
+        // n = 20, looks 4, 6, 9, 14; no pruning: 4 looks x 9 rivals.
+        var looks = new EarlyExit().Looks(20);
+        Assert.Equal(36, EarlyExit.Comparisons(looks, Array.Empty<(int, int)>(), 10));
+        // Default pruning at n = 20 (after 4 keep 3, after 10 keep 2): the look at 4 sees 2 rivals (pruning at the
+        // same boundary runs first), 6 and 9 see 2, 14 sees 1.
+        Assert.Equal(2 + 2 + 2 + 1, EarlyExit.Comparisons(looks, new[] { (4, 3), (10, 2) }, 10));
+        // A look before the first stage sees every class.
+        Assert.Equal(9 + 1, EarlyExit.Comparisons(new[] { 2, 8 }, new[] { (4, 2) }, 10));
+        // Down to one class: nothing left to compare, but never a zero divisor.
+        Assert.Equal(1, EarlyExit.Comparisons(new[] { 6 }, new[] { (4, 1) }, 10));
+    }
 
     [Fact]
     public void InvalidSettingsThrowNamingTheSetting()

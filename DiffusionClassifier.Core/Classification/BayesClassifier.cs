@@ -78,6 +78,7 @@ public sealed class BayesClassifier : IDisposable
 
         var first = model.parameters().First();
         Device = DeviceSelection.ResolveOr(options.Device, first.device, nameof(options));
+        this.logger.LogDebug("{Allocator}.", NativeAllocator.EnsureTuned());
         PrecisionDecision = AutoPrecision.Decide(model, scheduler, options.Precision, Device);
         Precision = PrecisionDecision.Chosen;
         if (options.Precision == InferencePrecision.Auto)

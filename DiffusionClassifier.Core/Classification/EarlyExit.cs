@@ -9,8 +9,9 @@ namespace DiffusionClassifier.Classification;
 /// <para>At a look after m samples (every surviving class has received all m, at the same (t, eps)), let a be the
 /// survivor with the lowest error sum and, for every other survivor b, d_j = e_b(j) - e_a(j). The image stops when
 /// for every b the t statistic mean(d) / (sd(d) / sqrt(m)) exceeds the Student t quantile with m - 1 degrees of
-/// freedom at 1 - ErrorRate / (L (K - 1)), where L is the number of looks below n and K the number of classes: a
-/// Bonferroni bound over the looks and the rivals, so the chance that the exit picks another class than the
+/// freedom at 1 - ErrorRate / C, where C counts the comparisons over all looks: at each look below n, the classes
+/// left by the pruning stages up to it, less the leader. That is a Bonferroni bound over the looks and the rivals
+/// actually tested, so the chance that the exit picks another class than the
 /// estimator's limit stays below <see cref="ErrorRate"/> whatever the stopping time. The looks do not change the draw
 /// (only pruning stages are its boundaries), so an image that is not stopped gets exactly the samples, and the label,
 /// it gets without the exit; the stratified sample's variance overstates the variance of its mean, which keeps the
@@ -53,12 +54,30 @@ public sealed record EarlyExit
         return looks;
     }
 
+    /// <summary>
+    /// The number of paired comparisons the test can make over all looks: at each look, the classes that survive the
+    /// pruning stages up to it, less the leader. The Bonferroni bound divides <see cref="ErrorRate"/> among them.
+    /// </summary>
+    /// <param name="looks">The looks (see <see cref="Looks"/>).</param>
+    /// <param name="stages">Pruning boundaries with their keeps (cumulative samples, classes kept); empty = no pruning.</param>
+    /// <param name="classes">K, the class count.</param>
+    internal static int Comparisons(IReadOnlyList<int> looks, IReadOnlyList<(int CumulativeSamples, int Keep)> stages, int classes)
+    {
+        int total = 0;
+        foreach (int m in looks)
+        {
+            // Pruning at the look's own boundary runs before the test, so its keep counts.
+            int survivors = stages.Where(s => s.CumulativeSamples <= m).Select(s => s.Keep).Append(classes).Min();
+            total += Math.Max(0, survivors - 1);
+        }
+        return Math.Max(1, total);
+    }
+
     /// <summary>The t statistic every rival must exceed at a look after <paramref name="samples"/> samples.</summary>
     /// <param name="samples">m, at least 2.</param>
-    /// <param name="looks">L, the number of looks for this n (at least 1).</param>
-    /// <param name="classes">K, at least 2.</param>
-    internal double CriticalValue(int samples, int looks, int classes) =>
-        StudentT.Quantile(1 - ErrorRate / (looks * (double)(classes - 1)), samples - 1);
+    /// <param name="comparisons">The comparisons over all looks (see <see cref="Comparisons"/>), at least 1.</param>
+    internal double CriticalValue(int samples, int comparisons) =>
+        StudentT.Quantile(1 - ErrorRate / comparisons, samples - 1);
 
     /// <inheritdoc />
     public override string ToString() =>

@@ -47,7 +47,8 @@ internal static class StagedEvaluation
         var looks = earlyExit?.Looks(samples) ?? Array.Empty<int>();
         var keeps = stages.ToDictionary(s => s.CumulativeSamples, s => s.Keep);
         var boundaries = keeps.Keys.Union(looks).Order().ToArray();
-        var critical = looks.ToDictionary(m => m, m => earlyExit!.CriticalValue(m, looks.Count, classes));
+        int comparisons = EarlyExit.Comparisons(looks, stages, classes);
+        var critical = looks.ToDictionary(m => m, m => earlyExit!.CriticalValue(m, comparisons));
 
         var tallies = new Tally[images];
         var survivors = new int[images][];

@@ -64,6 +64,7 @@ public sealed class GuidedSampler : IDisposable
         this.logger = logger ?? NullLogger<GuidedSampler>.Instance;
         var first = FirstParameter(model);
         var device = DeviceSelection.ResolveOr(this.options.Device, first.device, nameof(options));
+        this.logger.LogDebug("{Allocator}.", NativeAllocator.EnsureTuned());
         if (!TensorGuard.SameDevice(first.device, device))
         {
             copy = ModelCopy.Create(model, device, first.dtype);

@@ -71,6 +71,7 @@ public sealed class DiffusionTrainer : IDisposable
         this.options = options;
         this.logger = logger ?? NullLogger<DiffusionTrainer>.Instance;
         device = Devices.DeviceSelection.ResolveOr(this.options.Device, model.parameters().First().device, nameof(options));
+        this.logger.LogDebug("{Allocator}.", Devices.NativeAllocator.EnsureTuned());
         Model = model;
         Scheduler = scheduler;
         model.to(device);
