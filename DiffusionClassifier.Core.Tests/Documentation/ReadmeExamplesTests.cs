@@ -42,7 +42,7 @@ public partial class ReadmeExamplesTests
     private static void QuickStart()
     {
         // README: quick start
-        using var classifier = DefaultClassifier.Create();                  // the embedded MNIST model
+        using var classifier = PretrainedModels.CreateMnistClassifier();   // the embedded MNIST model
         using var digits = PretrainedModels.LoadMnistTestDigits();         // 500 test digits, [500, 1, 28, 28] in [0, 1]
         var prediction = classifier.Predict(digits.Images[0], n: 20);      // or float[784] in [0, 1], or byte[784]
         Console.WriteLine($"{prediction.Label} p={prediction.Confidence:F3}");
@@ -63,7 +63,7 @@ public partial class ReadmeExamplesTests
         using var samples = sampler.SampleGrid(samplesPerLabel: 8);
         samples.SaveGrid("samples.png", scale: 2);
 
-        using var fromPyTorch = PyTorchCheckpoint.FromPyTorch("model_39.pth");   // reference checkpoint, any n_feat
+        using var fromPyTorch = ModelFile.ImportPyTorch("model_39.pth");         // reference checkpoint, any n_feat
     }
 
     /// <summary>The shape of a generic host's builder (Microsoft.Extensions.Hosting is not referenced here).</summary>

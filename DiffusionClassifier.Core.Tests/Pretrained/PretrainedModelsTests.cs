@@ -51,11 +51,11 @@ public sealed class PretrainedModelsTests : IDisposable
     }
 
     [Fact]
-    public void DefaultClassifierRecognisesTheFirstTestDigits()
+    public void CreateMnistClassifierRecognisesTheFirstTestDigits()
     {
         using var digits = PretrainedModels.LoadMnistTestDigits();
         // Float32: Auto would pick bfloat16 on some machines only, and this test is about the model and the host-app path.
-        var classifier = DefaultClassifier.Create(BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 });
+        var classifier = PretrainedModels.CreateMnistClassifier(BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 });
         using (classifier)
         {
             using var images = digits.Images.narrow(0, 0, 20);

@@ -13,7 +13,7 @@ namespace DiffusionClassifier.Devices;
 /// </summary>
 /// <remarks>The host picks the backend: this package references TorchSharp only, so CUDA is available when the app also
 /// references a CUDA backend package (TorchSharp-cuda-linux or -windows) and the machine has a GPU.</remarks>
-public static partial class DeviceSelection
+internal static partial class DeviceSelection
 {
     /// <summary>The spec that picks CUDA when available, else the CPU.</summary>
     public const string Auto = "auto";

@@ -69,7 +69,7 @@ public static class DiffusionClassifierServiceCollectionExtensions
     /// </summary>
     /// <param name="services">The host's services.</param>
     /// <param name="modelPath">A model file (<see cref="ModelFile"/>); null (default) uses the built-in MNIST model
-    /// (<see cref="DefaultClassifier"/>). It is loaded on <see cref="BayesClassifierOptions.Device"/> (null: the CPU).</param>
+    /// (<see cref="PretrainedModels.CreateMnistClassifier"/>). It is loaded on <see cref="BayesClassifierOptions.Device"/> (null: the CPU).</param>
     /// <returns><paramref name="services"/>, for chaining.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="services"/> is null.</exception>
     /// <exception cref="ArgumentException"><paramref name="modelPath"/> is empty or white space.</exception>
@@ -84,7 +84,7 @@ public static class DiffusionClassifierServiceCollectionExtensions
             var options = provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value;
             var logger = provider.GetService<ILogger<BayesClassifier>>();
             if (modelPath is null)
-                return DefaultClassifier.Create(options, logger);
+                return PretrainedModels.CreateMnistClassifier(options, logger);
             using var loaded = ModelFile.Load(modelPath, DeviceSelection.ResolveOr(options.Device, TorchSharp.torch.CPU, nameof(options)));
             return loaded.CreateClassifier(options, logger);
         });

@@ -1,3 +1,6 @@
+using DiffusionClassifier.Classification;
+using DiffusionClassifier.Devices;
+using Microsoft.Extensions.Logging;
 using DiffusionClassifier.Data;
 using DiffusionClassifier.Serialization;
 using static TorchSharp.torch;
@@ -40,6 +43,28 @@ public static class PretrainedModels
     {
         using var stream = OpenMnistDefault();
         return ModelFile.Read(stream, device, ModelResource);
+    }
+
+    /// <summary>
+    /// Loads the embedded default model and wraps it in a classifier that owns it, with the model's calibrated
+    /// temperature (<see cref="LoadedModel.Calibration"/>) unless the options set one. The one call a host app needs:
+    /// <code>
+    /// using var classifier = PretrainedModels.CreateMnistClassifier();
+    /// var prediction = classifier.Predict(image, n: 20);   // float32 [1, 28, 28] in [0, 1], white on black
+    /// Console.WriteLine($"{prediction.Label} ({prediction.Confidence:P1})");
+    /// </code>
+    /// </summary>
+    /// <param name="options">The estimator; null uses <see cref="BayesClassifierOptions.Default"/>. Its
+    /// <see cref="BayesClassifierOptions.Device"/> (null: CPU) decides where the network is loaded and runs.</param>
+    /// <param name="logger">Optional logger.</param>
+    /// <returns>A classifier that owns the model: dispose it.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    /// <exception cref="ArgumentException">The device is not valid or not available.</exception>
+    public static BayesClassifier CreateMnistClassifier(BayesClassifierOptions? options = null, ILogger<BayesClassifier>? logger = null)
+    {
+        options?.Validate();
+        using var loaded = LoadMnistDefault(DeviceSelection.ResolveOr(options?.Device, CPU, nameof(options)));
+        return loaded.CreateClassifier(options, logger);
     }
 
     /// <summary>

@@ -130,6 +130,28 @@ public static class ModelFile
         return Read(stream, device, path);
     }
 
+    /// <summary>
+    /// Imports a checkpoint of the reference PyTorch implementation (a <c>.pth</c> zip written by
+    /// <c>torch.save(state_dict)</c>; docs/model-files.md): the network, its architecture inferred from the shapes
+    /// when <paramref name="config"/> is null, and its schedule, rebuilt from the checkpoint's schedule buffers and
+    /// verified (the default schedule when it has none, recorded as <c>schedule_source = default</c> in
+    /// <see cref="LoadedModel.Metadata"/>). No Python code runs: the pickle is read by a restricted reader.
+    /// Save the result with <see cref="Save"/> to get a model file.
+    /// </summary>
+    /// <param name="path">The checkpoint.</param>
+    /// <param name="config">The architecture; inferred when null.</param>
+    /// <param name="prefix">The prefix of the network's keys: <c>nn_model.</c> in the reference's DDPM wrapper,
+    /// empty for a bare network's state_dict.</param>
+    /// <param name="device">Device of the network; CPU when null.</param>
+    /// <returns>The network (eval mode), schedule and metadata (<c>source_format</c>, <c>source_file</c>,
+    /// <c>schedule_source</c>); dispose it.</returns>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="path"/>.</exception>
+    /// <exception cref="InvalidDataException">The checkpoint cannot be read or does not fit; the message names the
+    /// file and the first mismatching key.</exception>
+    public static LoadedModel ImportPyTorch(string path, ConditionalUNetConfig? config = null, string prefix = PyTorchCheckpoint.DefaultPrefix,
+        Device? device = null) =>
+        PyTorchCheckpoint.Load(path, config, prefix, device);
+
     /// <summary>Loads a model file from a seekable stream (from its current position to its end).</summary>
     /// <param name="stream">A readable, seekable stream; it is not closed.</param>
     /// <param name="device">Device to place the model on; CPU when null. Extra tensors stay on the CPU.</param>

@@ -25,7 +25,7 @@ namespace DiffusionClassifier.Serialization;
 /// <para>All members are thread-safe. Every problem with a file is an <see cref="InvalidDataException"/> whose
 /// message names the file and the problem (for shapes and keys: the first mismatching key).</para>
 /// </remarks>
-public static class PyTorchCheckpoint
+internal static class PyTorchCheckpoint
 {
     /// <summary>The prefix of the network's keys in a checkpoint of the reference's DDPM wrapper.</summary>
     public const string DefaultPrefix = "nn_model.";
