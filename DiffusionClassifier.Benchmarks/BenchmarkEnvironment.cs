@@ -48,6 +48,17 @@ public static class BenchmarkEnvironment
             cuda.synchronize();
     }
 
+    /// <summary>One timed <c>PredictBatch</c> call, synchronised; returns the first label so the work is not dropped.</summary>
+    /// <param name="classifier">The classifier.</param>
+    /// <param name="images">The batch.</param>
+    /// <param name="n">Samples N.</param>
+    public static int PredictBatch(Classification.BayesClassifier classifier, Tensor images, int n)
+    {
+        var predictions = classifier.PredictBatch(images, n);
+        Synchronize();
+        return predictions[0].Label;
+    }
+
     /// <summary>The MNIST-shaped configuration at width <paramref name="features"/>, or a tiny one in smoke mode.</summary>
     /// <param name="features">Base width F.</param>
     public static ConditionalUNetConfig ModelConfig(int features) =>

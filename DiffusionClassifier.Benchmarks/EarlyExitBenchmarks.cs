@@ -52,12 +52,7 @@ public class EarlyExitBenchmarks : IWorkloadBenchmark
 
     /// <summary>One batch of digits.</summary>
     [Benchmark]
-    public int PredictBatch()
-    {
-        var predictions = classifier!.PredictBatch(images!, SampleCount());
-        BenchmarkEnvironment.Synchronize();
-        return predictions[0].Label;
-    }
+    public int PredictBatch() => BenchmarkEnvironment.PredictBatch(classifier!, images!, SampleCount());
 
     /// <summary>Releases the classifier and the digits.</summary>
     [GlobalCleanup]

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using DiffusionClassifier.Cli.Infrastructure;
 
 namespace DiffusionClassifier.Benchmarks.Comparison;
 
@@ -16,7 +17,7 @@ internal static class ArgumentParsing
         var option = new Option<int>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
         option.Validators.Add(result =>
         {
-            if (TryGetValue(result, out int value) && value < min)
+            if (OptionValues.TryGetValue(result, out int value) && value < min)
                 result.AddError(string.Create(CultureInfo.InvariantCulture, $"Option {name}: '{value}' is not an integer >= {min}."));
         });
         return option;
@@ -28,7 +29,7 @@ internal static class ArgumentParsing
         var option = new Option<double>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
         option.Validators.Add(result =>
         {
-            if (TryGetValue(result, out double value) && !(value >= min && double.IsFinite(value)))
+            if (OptionValues.TryGetValue(result, out double value) && !(value >= min && double.IsFinite(value)))
                 result.AddError(string.Create(CultureInfo.InvariantCulture, $"Option {name}: '{value}' is not a number >= {min}."));
         });
         return option;
@@ -84,19 +85,5 @@ internal static class ArgumentParsing
         if (result.Errors.Count > 0)
             throw new ArgumentException(string.Join("\n", result.Errors.Select(e => e.Message)) + "\n" + usage, nameof(args));
         return result;
-    }
-
-    private static bool TryGetValue<T>(OptionResult result, out T value)
-    {
-        try
-        {
-            value = result.GetValueOrDefault<T>();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            value = default!;
-            return false;
-        }
     }
 }

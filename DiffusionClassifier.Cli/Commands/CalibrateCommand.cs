@@ -35,7 +35,7 @@ internal static class CalibrateCommand
         };
         temperature.Validators.Add(r =>
         {
-            if (CliOptions.TryGetValue(r, out double? t) && t is double v && !(double.IsFinite(v) && v >= ProbabilityCalibration.MinTemperature && v <= ProbabilityCalibration.MaxTemperature))
+            if (OptionValues.TryGetValue(r, out double? t) && t is double v && !(double.IsFinite(v) && v >= ProbabilityCalibration.MinTemperature && v <= ProbabilityCalibration.MaxTemperature))
                 r.AddError($"--temperature must be a finite number in [{ProbabilityCalibration.MinTemperature}, {ProbabilityCalibration.MaxTemperature}] but is {v}.");
         });
         var command = new Command("calibrate",

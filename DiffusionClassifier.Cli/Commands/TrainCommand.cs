@@ -55,7 +55,7 @@ internal static class TrainCommand
         var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all).", HelpName = "count" };
         limit.Validators.Add(r =>
         {
-            if (CliOptions.TryGetValue(r, out int? value) && value is < 1)
+            if (OptionValues.TryGetValue(r, out int? value) && value is < 1)
                 r.AddError($"--limit must be at least 1 but is {value}.");
         });
 

@@ -85,7 +85,7 @@ internal sealed class ClassifierOptionsBinder
         });
         chunkSize.Validators.Add(r =>
         {
-            if (CliOptions.TryGetValue(r, out int? value) && value is int v && (v < 1 || v > BayesClassifierOptions.MaxChunkSize))
+            if (OptionValues.TryGetValue(r, out int? value) && value is int v && (v < 1 || v > BayesClassifierOptions.MaxChunkSize))
                 r.AddError($"--chunk-size must lie in 1..{BayesClassifierOptions.MaxChunkSize} but is {v}.");
         });
     }

@@ -25,7 +25,7 @@ internal static class CliOptions
         };
         option.Validators.Add(result =>
         {
-            if (!TryGetValue(result, out int value))
+            if (!OptionValues.TryGetValue(result, out int value))
                 return;
             if (value < min)
                 result.AddError($"{name} must be at least {min} but is {value}.");
@@ -39,7 +39,7 @@ internal static class CliOptions
         var option = new Option<int?>("--limit") { Description = description, HelpName = "count" };
         option.Validators.Add(result =>
         {
-            if (TryGetValue(result, out int? value) && value is < 1)
+            if (OptionValues.TryGetValue(result, out int? value) && value is < 1)
                 result.AddError($"--limit must be at least 1 but is {value}.");
         });
         return option;
@@ -56,7 +56,7 @@ internal static class CliOptions
         };
         option.Validators.Add(result =>
         {
-            if (!TryGetValue(result, out double value))
+            if (!OptionValues.TryGetValue(result, out double value))
                 return;
             if (!(value >= min) || double.IsInfinity(value))
                 result.AddError($"{name} must be a finite number >= {min.ToString(CultureInfo.InvariantCulture)} but is {value.ToString(CultureInfo.InvariantCulture)}.");
@@ -78,20 +78,6 @@ internal static class CliOptions
         return option;
     }
 
-    /// <summary>The option's value, or false when it did not parse (that error is already reported).</summary>
-    public static bool TryGetValue<T>(OptionResult result, out T value)
-    {
-        try
-        {
-            value = result.GetValueOrDefault<T>();
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            value = default!;
-            return false;
-        }
-    }
 
     private static int[]? ParseIntList(ArgumentResult result, string name, int min)
     {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Speed of the PyTorch reference on this machine: the network forward and the reference classifier.
 
-Written from REFERENCE.md (section 1: the network ContextUnet with its reference forward; section 5: the reference
+Written from docs/algorithm.md (section 1: the network ContextUnet with its reference forward; section 5: the reference
 Monte Carlo estimator). Random weights: speed does not depend on them. Run with Debian 12's PyTorch 1.13:
 
     OPENBLAS_CORETYPE=SkylakeX /usr/bin/python3 tools/pytorch/reference_benchmark.py [options]
@@ -15,7 +15,7 @@ warm-up runs (at least `--warmup` runs and at least `--warmup-seconds` of them),
 (time.process_time) is recorded too and its median reported. One run is: one forward of one chunk (network), one 2048x2048 float32 product (matmul), or the classification of
 one image (estimator).
 
-The reference estimator (REFERENCE.md section 5), per image: N pairs (t ~ U{1..T}, eps ~ N(0, I)); x_t =
+The reference estimator (docs/algorithm.md section 5), per image: N pairs (t ~ U{1..T}, eps ~ N(0, I)); x_t =
 sqrtab[t] x + sqrtmab[t] eps; every pair is scored for all 10 classes (the same pair for every class); the error is
 the per-image mean squared error between eps and the prediction, averaged over the N pairs; the prediction is the
 argmin. The N*10 rows of one image are run through the network in chunks of `--estimator-chunk` rows (default 100:
@@ -38,92 +38,11 @@ import torch.nn.functional as F
 N_T = 400
 BETAS = (1e-4, 0.02)
 
-
-# ---------------------------------------------------------------- the network (REFERENCE.md section 1)
-class ResidualConvBlock(nn.Module):
-    def __init__(self, in_channels, out_channels, is_res=False):
-        super().__init__()
-        self.same_channels = in_channels == out_channels
-        self.is_res = is_res
-        self.conv1 = nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, 1, 1), nn.BatchNorm2d(out_channels), nn.GELU())
-        self.conv2 = nn.Sequential(nn.Conv2d(out_channels, out_channels, 3, 1, 1), nn.BatchNorm2d(out_channels), nn.GELU())
-
-    def forward(self, x):
-        x1 = self.conv1(x)
-        x2 = self.conv2(x1)
-        if not self.is_res:
-            return x2
-        return ((x if self.same_channels else x1) + x2) / 1.414
-
-
-class UnetDown(nn.Module):
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.model = nn.Sequential(ResidualConvBlock(in_channels, out_channels), nn.MaxPool2d(2))
-
-    def forward(self, x):
-        return self.model(x)
-
-
-class UnetUp(nn.Module):
-    def __init__(self, in_channels, out_channels):
-        super().__init__()
-        self.model = nn.Sequential(nn.ConvTranspose2d(in_channels, out_channels, 2, 2),
-                                   ResidualConvBlock(out_channels, out_channels),
-                                   ResidualConvBlock(out_channels, out_channels))
-
-    def forward(self, x, skip):
-        return self.model(torch.cat((x, skip), 1))
-
-
-class EmbedFC(nn.Module):
-    def __init__(self, input_dim, emb_dim):
-        super().__init__()
-        self.input_dim = input_dim
-        self.model = nn.Sequential(nn.Linear(input_dim, emb_dim), nn.GELU(), nn.Linear(emb_dim, emb_dim))
-
-    def forward(self, x):
-        return self.model(x.view(-1, self.input_dim))
-
-
-class ContextUnet(nn.Module):
-    def __init__(self, in_channels=1, n_feat=256, n_classes=10):
-        super().__init__()
-        self.n_feat, self.n_classes = n_feat, n_classes
-        f = n_feat
-        self.init_conv = ResidualConvBlock(in_channels, f, is_res=True)
-        self.down1 = UnetDown(f, f)
-        self.down2 = UnetDown(f, 2 * f)
-        self.to_vec = nn.Sequential(nn.AvgPool2d(7), nn.GELU())
-        self.timeembed1 = EmbedFC(1, 2 * f)
-        self.timeembed2 = EmbedFC(1, f)
-        self.contextembed1 = EmbedFC(n_classes, 2 * f)
-        self.contextembed2 = EmbedFC(n_classes, f)
-        self.up0 = nn.Sequential(nn.ConvTranspose2d(2 * f, 2 * f, 7, 7), nn.GroupNorm(8, 2 * f), nn.ReLU())
-        self.up1 = UnetUp(4 * f, f)
-        self.up2 = UnetUp(2 * f, f)
-        self.out = nn.Sequential(nn.Conv2d(2 * f, f, 3, 1, 1), nn.GroupNorm(8, f), nn.ReLU(), nn.Conv2d(f, in_channels, 3, 1, 1))
-
-    def forward(self, x, c, t, context_mask):
-        h = self.init_conv(x)
-        d1 = self.down1(h)
-        d2 = self.down2(d1)
-        v = self.to_vec(d2)
-        # A kept label enters as the negated one-hot, a dropped one as zeros.
-        onehot = F.one_hot(c, num_classes=self.n_classes).type(torch.float) * (-(1 - context_mask[:, None]))
-        f = self.n_feat
-        cemb1 = self.contextembed1(onehot).view(-1, 2 * f, 1, 1)
-        temb1 = self.timeembed1(t).view(-1, 2 * f, 1, 1)
-        cemb2 = self.contextembed2(onehot).view(-1, f, 1, 1)
-        temb2 = self.timeembed2(t).view(-1, f, 1, 1)
-        u1 = self.up0(v)
-        u2 = self.up1(cemb1 * u1 + temb1, d2)
-        u3 = self.up2(cemb2 * u2 + temb2, d1)
-        return self.out(torch.cat((u3, h), 1))
+from reference_model import ContextUnet  # noqa: E402  (the sibling module)
 
 
 def schedule(beta1, beta2, n_t):
-    """sqrtab and sqrtmab of REFERENCE.md section 2 (T+1 entries, indexed 0..T)."""
+    """sqrtab and sqrtmab of docs/algorithm.md section 2 (T+1 entries, indexed 0..T)."""
     beta_t = (beta2 - beta1) * torch.arange(0, n_t + 1, dtype=torch.float32) / n_t + beta1
     alphabar_t = torch.cumsum(torch.log(1 - beta_t), dim=0).exp()
     return torch.sqrt(alphabar_t), torch.sqrt(1 - alphabar_t)
@@ -134,7 +53,7 @@ def make_model(features, seed=1):
     return ContextUnet(1, features, 10).eval()
 
 
-# ---------------------------------------------------------------- the reference estimator (REFERENCE.md section 5)
+# ---------------------------------------------------------------- the reference estimator (docs/algorithm.md section 5)
 def classify_reference(model, x0, n, chunk, sqrtab, sqrtmab, gen):
     """Predicted label of one image x0 [1, 1, 28, 28] from N paired (t, eps) samples scored for every class."""
     k = model.n_classes
