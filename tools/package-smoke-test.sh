@@ -83,7 +83,7 @@ using DiffusionClassifier.Classification;
 using DiffusionClassifier.Pretrained;
 
 // The host-app quick start: the embedded default model, one call.
-using var classifier = DefaultClassifier.Create();
+using var classifier = PretrainedModels.CreateMnistClassifier();
 using var digits = PretrainedModels.LoadMnistTestDigits();
 // Items 0, 1 and 2 of the MNIST test set are a 7, a 2 and a 1.
 long[] expected = [7, 2, 1];
