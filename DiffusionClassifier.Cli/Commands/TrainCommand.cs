@@ -37,6 +37,7 @@ internal static class TrainCommand
             HelpName = "per-epoch|per-step|constant",
         }.AcceptOnlyFromAmong("per-epoch", "per-step", "constant");
         var ema = new Option<double>("--ema") { Description = "Decay of the exponential moving average of the weights, in [0, 1); 0 turns it off. The EMA weights are exported.", DefaultValueFactory = _ => defaults.EmaDecay, HelpName = "decay" };
+        var minSnr = new Option<double?>("--min-snr-gamma") { Description = "Weight each sample's loss by min(SNR, gamma) / SNR (min-SNR-gamma; the paper uses 5). Default: the plain MSE.", HelpName = "gamma" };
         var labelDrop = new Option<double>("--label-drop") { Description = "Probability of dropping a label (trains the unconditional model for guidance).", DefaultValueFactory = _ => defaults.LabelDropProbability, HelpName = "p" };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights, the data order, timesteps, noise and label drops.", DefaultValueFactory = _ => 0, HelpName = "seed" };
         var output = new Option<FileInfo>("--output", "-o") { Description = "Model file to write at the end (EMA weights when --ema > 0).", DefaultValueFactory = _ => new FileInfo("model.safetensors"), HelpName = "file" };
@@ -63,12 +64,12 @@ internal static class TrainCommand
 
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
+        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) =>
         {
             // Settings that belong to the run being resumed may not be given again.
-            var fixedOnResume = new Option[] { features, batchSize, lr, schedule, ema, labelDrop, seed };
+            var fixedOnResume = new Option[] { features, batchSize, lr, schedule, ema, labelDrop, minSnr, seed };
             var explicitOnResume = fixedOnResume.Where(o => parseResult.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
             var o = new TrainingOptions
             {
@@ -83,6 +84,7 @@ internal static class TrainCommand
                 },
                 EmaDecay = parseResult.GetValue(ema),
                 LabelDropProbability = parseResult.GetValue(labelDrop),
+                MinSnrGamma = parseResult.GetValue(minSnr),
                 Seed = parseResult.GetValue(seed),
                 CheckpointEverySteps = parseResult.GetValue(every),
                 CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),

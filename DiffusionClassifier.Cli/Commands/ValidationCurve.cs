@@ -44,7 +44,7 @@ internal sealed class ValidationCurve : IDisposable
         return new ValidationCurve(context, trainer, data, path);
     }
 
-    private void OnEpochCompleted(object? sender, EpochCompletedEventArgs e)
+    private void OnEpochCompleted(object? sender, TrainingProgress e)
     {
         var clock = Stopwatch.StartNew();
         using var model = trainer.CreateModel(useEma: trainer.HasEma);
@@ -54,10 +54,10 @@ internal sealed class ValidationCurve : IDisposable
         int correct = predictions.Zip(labels).Count(p => p.First.Label == p.Second);
         double seconds = clock.Elapsed.TotalSeconds;
         string row = string.Create(CultureInfo.InvariantCulture,
-            $"{e.Epoch},{e.Epochs},{e.MeanLoss:F6},{data.Count},{correct},{(double)correct / data.Count:F4},{e.Elapsed.TotalSeconds:F1},{seconds:F1}");
+            $"{e.Epoch},{e.Epochs},{e.EpochMeanLoss:F6},{data.Count},{correct},{(double)correct / data.Count:F4},{e.Elapsed.TotalSeconds:F1},{seconds:F1}");
         File.AppendAllText(path, row + "\n");
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"epoch {e.Epoch}/{e.Epochs}: mean loss {e.MeanLoss:F5}, validation {correct}/{data.Count} = {100.0 * correct / data.Count:F2}% ({seconds:F0} s)")));
+            $"epoch {e.Epoch}/{e.Epochs}: mean loss {e.EpochMeanLoss:F5}, validation {correct}/{data.Count} = {100.0 * correct / data.Count:F2}% ({seconds:F0} s)")));
     }
 
     /// <inheritdoc />

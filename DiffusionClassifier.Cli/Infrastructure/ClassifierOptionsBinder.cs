@@ -134,8 +134,9 @@ internal sealed class ClassifierOptionsBinder
         var options = classifier.Options;
         return string.Create(CultureInfo.InvariantCulture,
             $"timesteps={options.TimestepStrategy}, share_trunk={options.ShareTrunk}, pruning={options.Pruning?.ToString() ?? "none"}, metric={options.ErrorMetric}, precision={classifier.Precision}, seed={options.Seed}")
-            // Only when set, so that the keys of runs without it stay what they were.
-            + (options.EarlyExit is { } exit ? $", early_exit={exit}" : "");
+            // Only when set, so that the keys of runs without it stay what they were. "spread looks": since 2026-12-06
+            // a stage's samples are spent in look order, so caches made before (other draws per look) get a new key.
+            + (options.EarlyExit is { } exit ? $", early_exit={exit}, spread looks" : "");
     }
 
     /// <summary>The temperature in effect and where it comes from, for output.</summary>

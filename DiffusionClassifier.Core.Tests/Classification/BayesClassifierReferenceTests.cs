@@ -128,10 +128,55 @@ public class BayesClassifierReferenceTests
         Assert.Equal(Enumerable.Range(1, 50), many.Distinct().Order());
     }
 
-    private static int MaxGap(IEnumerable<int> timesteps)
+    private static int MaxGap(IEnumerable<int> timesteps, int? steps = null)
     {
-        var sorted = timesteps.Order().Prepend(0).Append(Scheduler.NumTrainTimesteps + 1).ToArray();
+        var sorted = timesteps.Order().Prepend(0).Append((steps ?? Scheduler.NumTrainTimesteps) + 1).ToArray();
         return sorted.Zip(sorted.Skip(1), (a, b) => b - a).Max();
+    }
+
+    [Fact]
+    public void LooksInsideAStageSeeAnEvenlySpreadPrefixOfIt()
+    {
+        // n = 100, pruning after 4 and 10, looks at 4, 6, 9, 14, 21, 32, 48, 72 (the adaptive setting).
+        int[] stages = [4, 10], looks = [4, 6, 9, 14, 21, 32, 48, 72];
+        var order = NoiseSampleStream.LookOrder(100, stages, looks);
+        // A permutation inside each stage: the stage keeps its draws.
+        foreach (var (from, to) in new[] { (0, 4), (4, 10), (10, 100) })
+            Assert.Equal(Enumerable.Range(from, to - from), order.Skip(from).Take(to - from).Order());
+        // The first stage has no look inside it: draw order.
+        Assert.Equal([0, 1, 2, 3], order.Take(4));
+        // In draw order the last stage's timesteps ascend, so the 22 samples of it that the look at 32 has seen would
+        // be its lowest; re-ordered, they cover its whole range with no gap wider than twice the even spacing.
+        var reference = new DdpmScheduler(400);
+        var t = NoiseSampleStream.StratifiedTimesteps(reference, 100, stages);
+        var stage = t.Skip(10).ToArray();
+        var seen = order.Skip(10).Take(22).Select(i => t[i]).ToArray();
+        Assert.True(seen.Max() > stage.Order().ElementAt(85), $"highest seen {seen.Max()}");
+        Assert.True(MaxGap(seen, 400) <= 2 * 400 / 22, $"gap {MaxGap(seen, 400)}");
+        Assert.True(stage.Take(22).Max() < stage.Order().ElementAt(22), "draw order ascends");
+        // Without looks inside a stage the order is the draw order.
+        Assert.Equal(Enumerable.Range(0, 20), NoiseSampleStream.LookOrder(20, [4, 10], [4, 10]));
+        Assert.Equal(Enumerable.Range(0, 20), NoiseSampleStream.LookOrder(20, [4, 10], []));
+    }
+
+    [Fact]
+    public void TheLookOrderSpendsTheSameNoiseForTheSameTimestep()
+    {
+        var shape = new long[] { 1, 2, 2 };
+        using var plain = new NoiseSampleStream(7, 20, TimestepStrategy.Stratified, Scheduler, [4, 10], shape);
+        using var looked = new NoiseSampleStream(7, 20, TimestepStrategy.Stratified, Scheduler, [4, 10], shape, looks: [4, 6, 9, 14]);
+        var byTime = new Dictionary<int, float[]>();
+        for (int i = 0; i < 20; i++)
+        {
+            using var eps = plain.NextNoise(i);
+            byTime[plain.Timesteps[i]] = eps.data<float>().ToArray();
+        }
+        Assert.NotEqual(plain.Timesteps, looked.Timesteps);
+        for (int i = 0; i < 20; i++)
+        {
+            using var eps = looked.NextNoise(i);
+            Assert.Equal(byTime[looked.Timesteps[i]], eps.data<float>().ToArray());
+        }
     }
 
     [Fact]

@@ -105,6 +105,45 @@ public sealed class DiffusionTrainerTests : IDisposable
     }
 
     [Fact]
+    public void MinSnrWeightIsMinOfSnrAndGammaOverSnr()
+    {
+        // SNR_t from the schedule's betas directly, in float64: alphabar_t = prod_{s<=t} (1 - beta_s).
+        var scheduler = new DdpmScheduler();
+        double alphaBar = 1;
+        for (int t = 0; t <= scheduler.NumTrainTimesteps; t++)
+        {
+            alphaBar *= 1 - (1e-4 + (0.02 - 1e-4) * t / scheduler.NumTrainTimesteps);
+            double snr = alphaBar / (1 - alphaBar);
+            if (t == 0)
+                continue;
+            double expected = snr <= 5 ? 1 : 5 / snr;
+            Assert.Equal(expected, DiffusionTrainer.MinSnrWeight(scheduler, t, 5), 1e-9);
+        }
+        // The low timesteps are damped (SNR_1 is about 4,000), the high ones keep weight 1.
+        Assert.InRange(DiffusionTrainer.MinSnrWeight(scheduler, 1, 5), 1e-3, 1.5e-3);
+        Assert.Equal(1, DiffusionTrainer.MinSnrWeight(scheduler, 400, 5));
+    }
+
+    [Fact]
+    public void MinSnrLossIsTheMseWhenGammaExceedsEverySnrAndSmallerOtherwise()
+    {
+        var (images, labels) = SyntheticDigits.Create(32);
+        using var _ = images;
+        using var __ = labels;
+        float FirstLoss(double? gamma)
+        {
+            using var model = models.Create();
+            using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), Tiny(epochs: 1) with { MinSnrGamma = gamma });
+            return trainer.Train(new TensorTrainingData(images, labels)).StepLosses[0];
+        }
+        float plain = FirstLoss(null), huge = FirstLoss(1e12), five = FirstLoss(5);
+        // Same seed, same model: the same draws; weights of 1 give the plain MSE up to rounding.
+        Assert.Equal(plain, huge, plain * 1e-5);
+        // Weights in (0, 1], below 1 for t < ~85: a 16-sample batch of this seed has such samples.
+        Assert.True(five < 0.99 * plain, $"min-SNR {five} vs plain {plain}");
+    }
+
+    [Fact]
     public void NonFiniteLossStopsTrainingWithoutACheckpoint()
     {
         var (images, labels) = SyntheticDigits.Random(64);

@@ -21,6 +21,7 @@ public class TrainingOptionsTests
         Assert.Equal(0.999, o.EmaDecay);
         Assert.Equal(0, o.GradientClipNorm);
         Assert.Null(o.NumThreads);
+        Assert.Null(o.MinSnrGamma);
         o.Validate();
     }
 
@@ -47,6 +48,10 @@ public class TrainingOptionsTests
         { "GradientClipNorm", o => o with { GradientClipNorm = -1 }, "-1" },
         { "GradientClipNorm", o => o with { GradientClipNorm = double.NaN }, "NaN" },
         { "NumThreads", o => o with { NumThreads = 0 }, "0" },
+        { "MinSnrGamma", o => o with { MinSnrGamma = 0 }, "0" },
+        { "MinSnrGamma", o => o with { MinSnrGamma = -5 }, "-5" },
+        { "MinSnrGamma", o => o with { MinSnrGamma = double.NaN }, "NaN" },
+        { "MinSnrGamma", o => o with { MinSnrGamma = double.PositiveInfinity }, "Infinity" },
     };
 
     [Theory]

@@ -305,7 +305,8 @@ public sealed class BayesClassifier : IDisposable
     private NoiseSampleStream CreateStream(long seed, SamplingPlan plan)
     {
         var c = model.Config;
-        return new NoiseSampleStream(seed, plan.Samples, Options.TimestepStrategy, Scheduler, plan.Boundaries, new long[] { c.InChannels, c.Height, c.Width }, Device);
+        return new NoiseSampleStream(seed, plan.Samples, Options.TimestepStrategy, Scheduler, plan.Boundaries, new long[] { c.InChannels, c.Height, c.Width }, Device,
+            plan.Looks);
     }
 
     /// <summary>Checks dtype, device, finiteness and range; returns the images as float32 (in the current scope).</summary>

@@ -112,7 +112,7 @@ public sealed class DiffusionTrainer : IDisposable
     /// <exception cref="ArgumentException"><paramref name="options"/> is invalid.</exception>
     /// <exception cref="InvalidDataException">The checkpoint does not fit <paramref name="options"/> (another batch size,
     /// or more epochs done than the options ask for).</exception>
-    public static DiffusionTrainer Resume(TrainingCheckpoint checkpoint, TrainingOptions? options = null, ILogger<DiffusionTrainer>? logger = null)
+    internal static DiffusionTrainer Resume(TrainingCheckpoint checkpoint, TrainingOptions? options = null, ILogger<DiffusionTrainer>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         var model = new ConditionalUNet(checkpoint.Config);
@@ -244,6 +244,7 @@ public sealed class DiffusionTrainer : IDisposable
         }
 
         double mean = epochLossSum / run.StepsPerEpoch;
+        var completed = Snapshot(run, run.StepLosses.Count > 0 ? run.StepLosses[^1] : float.NaN);
         run.EpochMeans.Add(mean);
         epoch++;
         stepInEpoch = 0;
@@ -256,7 +257,7 @@ public sealed class DiffusionTrainer : IDisposable
             SaveCheckpoint(epochPath);
             run.SinceCheckpoint.Restart();
         }
-        EpochCompleted?.Invoke(this, new EpochCompletedEventArgs(epoch, options.Epochs, mean, run.Clock.Elapsed));
+        EpochCompleted?.Invoke(this, completed);
     }
 
     /// <summary>Writes the checkpoint (when there is a path) and throws <see cref="OperationCanceledException"/>.</summary>
@@ -269,13 +270,16 @@ public sealed class DiffusionTrainer : IDisposable
         cancellationToken.ThrowIfCancellationRequested();
     }
 
-    private void Report(IProgress<TrainingProgress> progress, TrainingRun run, float loss)
+    private void Report(IProgress<TrainingProgress> progress, TrainingRun run, float loss) => progress.Report(Snapshot(run, loss));
+
+    /// <summary>The progress after the step just run (its loss <paramref name="loss"/>), before the epoch is closed.</summary>
+    private TrainingProgress Snapshot(TrainingRun run, float loss)
     {
         var elapsed = run.Clock.Elapsed;
         double seconds = Math.Max(elapsed.TotalSeconds, 1e-9);
-        var remaining = TimeSpan.FromSeconds(seconds / run.StepLosses.Count * (run.TotalSteps - globalStep));
-        progress.Report(new TrainingProgress(epoch + 1, options.Epochs, stepInEpoch, run.StepsPerEpoch, globalStep, run.TotalSteps,
-            loss, epochLossSum / stepInEpoch, optimizer.LearningRate, run.ImagesRun / seconds, elapsed, remaining));
+        var remaining = TimeSpan.FromSeconds(seconds / Math.Max(run.StepLosses.Count, 1) * (run.TotalSteps - globalStep));
+        return new TrainingProgress(epoch + 1, options.Epochs, stepInEpoch, run.StepsPerEpoch, globalStep, run.TotalSteps,
+            loss, stepInEpoch > 0 ? epochLossSum / stepInEpoch : double.NaN, optimizer.LearningRate, run.ImagesRun / seconds, elapsed, remaining);
     }
 
     /// <summary>Whether a mid-epoch checkpoint is due (every so many steps, or after the interval).</summary>
@@ -321,8 +325,10 @@ public sealed class DiffusionTrainer : IDisposable
     /// <summary>
     /// Raised on the training thread after each completed epoch, after that epoch's checkpoint is written: for example to
     /// evaluate <see cref="CreateModel"/> on a validation split. Time spent in handlers counts in the training time.
+    /// The argument is the progress after the epoch's last step: <see cref="TrainingProgress.Epoch"/> is the epoch just
+    /// completed and <see cref="TrainingProgress.EpochMeanLoss"/> its mean loss.
     /// </summary>
-    public event EventHandler<EpochCompletedEventArgs>? EpochCompleted;
+    public event EventHandler<TrainingProgress>? EpochCompleted;
 
     /// <summary>A new network in eval mode holding the current EMA (or raw) weights; the caller disposes it.</summary>
     /// <param name="useEma">The EMA of the weights (as <see cref="SaveModel"/> exports by default) or the raw weights.</param>
@@ -425,7 +431,9 @@ public sealed class DiffusionTrainer : IDisposable
         optimizer.LearningRate = learningRate;
         optimizer.ZeroGrad();
         var predicted = Model.forward(xt, labels, tNorm, mask.to(device));
-        var loss = nn.functional.mse_loss(predicted, eps);
+        var loss = options.MinSnrGamma is { } gamma
+            ? MinSnrLoss(predicted, eps, t, gamma)
+            : nn.functional.mse_loss(predicted, eps);
         float value = loss.item<float>();
         if (!float.IsFinite(value))
             throw new InvalidOperationException($"The loss became {value} at epoch {epoch + 1}, step {globalStep + 1}; training stopped before the update (try a lower LearningRate or GradientClipNorm).");
@@ -435,6 +443,26 @@ public sealed class DiffusionTrainer : IDisposable
         optimizer.Step();
         ema?.Update(Model);
         return value;
+    }
+
+    /// <summary>The min-SNR-gamma loss: the mean over the batch of each sample's noise MSE times
+    /// <see cref="MinSnrWeight"/> of its timestep.</summary>
+    private Tensor MinSnrLoss(Tensor predicted, Tensor eps, Tensor timesteps, double gamma)
+    {
+        // The timesteps are drawn on the CPU: reading them costs no device synchronisation.
+        var weights = timesteps.data<long>().Select(t => (float)MinSnrWeight(Scheduler, (int)t, gamma)).ToArray();
+        var perSample = (predicted - eps).square().mean([1, 2, 3]);
+        return (perSample * tensor(weights, device: predicted.device)).mean();
+    }
+
+    /// <summary>min(SNR_t, gamma) / SNR_t with SNR_t = alphabar_t / (1 - alphabar_t): the weight of a sample at
+    /// timestep <paramref name="t"/> under <see cref="TrainingOptions.MinSnrGamma"/> (Hang et al., 2023, for noise
+    /// prediction).</summary>
+    internal static double MinSnrWeight(DdpmScheduler scheduler, int t, double gamma)
+    {
+        double alphaBar = scheduler.AlphaBars[t];
+        double snr = alphaBar / (1 - alphaBar);
+        return Math.Min(snr, gamma) / snr;
     }
 
     private void ValidateBatch(Tensor images, Tensor labels, int count)
@@ -513,6 +541,7 @@ public sealed class DiffusionTrainer : IDisposable
         if (stored.LabelDropProbability != options.LabelDropProbability) changed.Add($"LabelDropProbability {stored.LabelDropProbability} -> {options.LabelDropProbability}");
         if (stored.Seed != options.Seed) changed.Add($"Seed {stored.Seed} -> {options.Seed} (the stored generator state is used)");
         if (stored.EmaDecay != options.EmaDecay) changed.Add($"EmaDecay {stored.EmaDecay} -> {options.EmaDecay}");
+        if (stored.MinSnrGamma != options.MinSnrGamma) changed.Add($"MinSnrGamma {stored.MinSnrGamma?.ToString() ?? "off"} -> {options.MinSnrGamma?.ToString() ?? "off"}");
         if (stored.GradientClipNorm != options.GradientClipNorm) changed.Add($"GradientClipNorm {stored.GradientClipNorm} -> {options.GradientClipNorm}");
         if (changed.Count > 0)
             logger.LogWarning("Resuming '{Path}' with changed options ({Changes}): the run will differ from an uninterrupted one.", path, string.Join("; ", changed));

@@ -20,7 +20,7 @@ namespace DiffusionClassifier.Training;
 /// <para>Owns the tensors it read: dispose it. Reading is all or nothing: a damaged or incomplete file throws
 /// <see cref="InvalidDataException"/> naming the file and what is wrong.</para>
 /// </remarks>
-public sealed class TrainingCheckpoint : IDisposable
+internal sealed class TrainingCheckpoint : IDisposable
 {
     internal const int Version = 1;
     internal const string StateKey = "training_state";

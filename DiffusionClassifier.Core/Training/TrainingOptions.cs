@@ -66,6 +66,11 @@ public sealed record TrainingOptions
     /// disables clipping.</summary>
     public double GradientClipNorm { get; init; }
 
+    /// <summary>Min-SNR-gamma loss weighting (Hang et al., 2023): each sample's noise MSE is weighted by
+    /// min(SNR_t, gamma) / SNR_t with SNR_t = alphabar_t / (1 - alphabar_t), which damps the low-t samples whose
+    /// noise is nearly impossible to predict. Null (default, reference): the plain MSE. The paper uses gamma = 5.</summary>
+    public double? MinSnrGamma { get; init; }
+
     /// <summary>If set, <c>torch.set_num_threads</c> is called with it when training starts (a process-wide setting).
     /// Default null: leave libtorch's thread count alone.</summary>
     public int? NumThreads { get; init; }
@@ -97,6 +102,8 @@ public sealed record TrainingOptions
             throw new ArgumentOutOfRangeException(nameof(EmaDecay), EmaDecay, Invariant($"EmaDecay must lie in [0, 1) (0 = off) but is {EmaDecay}."));
         if (!(GradientClipNorm >= 0) || double.IsInfinity(GradientClipNorm))
             throw new ArgumentOutOfRangeException(nameof(GradientClipNorm), GradientClipNorm, Invariant($"GradientClipNorm must be 0 (off) or a positive finite number but is {GradientClipNorm}."));
+        if (MinSnrGamma is { } gamma && (!(gamma > 0) || double.IsInfinity(gamma)))
+            throw new ArgumentOutOfRangeException(nameof(MinSnrGamma), MinSnrGamma, Invariant($"MinSnrGamma must be null (off) or a positive finite number but is {gamma}."));
         if (NumThreads is < 1)
             throw new ArgumentOutOfRangeException(nameof(NumThreads), NumThreads, Invariant($"NumThreads must be null or at least 1 but is {NumThreads}."));
     }
