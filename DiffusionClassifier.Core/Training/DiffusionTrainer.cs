@@ -42,6 +42,8 @@ public sealed class DiffusionTrainer : IDisposable
     private readonly AdamOptimizer optimizer;
     private readonly Generator generator;
     private ExponentialMovingAverage? ema;
+    // MinSnrWeight for t = 0..T on the training device, made on the first min-SNR step; indexed per step.
+    private Tensor? minSnrWeights;
     private long[]? permutation;
     private int epoch;
     private int stepInEpoch;
@@ -395,6 +397,7 @@ public sealed class DiffusionTrainer : IDisposable
         disposed = true;
         optimizer.Dispose();
         ema?.Dispose();
+        minSnrWeights?.Dispose();
         generator.Dispose();
         if (ownsModel) Model.Dispose();
     }
@@ -425,14 +428,15 @@ public sealed class DiffusionTrainer : IDisposable
         labels = labels.to(device);
         var (t, eps, mask) = DrawNoise(indices.Length);
         eps = eps.to(device);
-        var xt = Scheduler.AddNoise(images, eps, t.to(device));
+        var tDevice = t.to(device);
+        var xt = Scheduler.AddNoise(images, eps, tDevice);
         var tNorm = Scheduler.NormalizeTimesteps(t).to(device);
 
         optimizer.LearningRate = learningRate;
         optimizer.ZeroGrad();
         var predicted = Model.forward(xt, labels, tNorm, mask.to(device));
         var loss = options.MinSnrGamma is { } gamma
-            ? MinSnrLoss(predicted, eps, t, gamma)
+            ? MinSnrLoss(predicted, eps, tDevice, gamma)
             : nn.functional.mse_loss(predicted, eps);
         float value = loss.item<float>();
         if (!float.IsFinite(value))
@@ -447,12 +451,16 @@ public sealed class DiffusionTrainer : IDisposable
 
     /// <summary>The min-SNR-gamma loss: the mean over the batch of each sample's noise MSE times
     /// <see cref="MinSnrWeight"/> of its timestep.</summary>
+    /// <param name="predicted">The network's noise prediction [B, C, H, W].</param>
+    /// <param name="eps">The drawn noise [B, C, H, W].</param>
+    /// <param name="timesteps">int64 [B] on the training device.</param>
+    /// <param name="gamma"><see cref="TrainingOptions.MinSnrGamma"/>.</param>
     private Tensor MinSnrLoss(Tensor predicted, Tensor eps, Tensor timesteps, double gamma)
     {
-        // The timesteps are drawn on the CPU: reading them costs no device synchronisation.
-        var weights = timesteps.data<long>().Select(t => (float)MinSnrWeight(Scheduler, (int)t, gamma)).ToArray();
+        minSnrWeights ??= tensor(Enumerable.Range(0, Scheduler.NumTrainTimesteps + 1).Select(t => (float)MinSnrWeight(Scheduler, t, gamma)).ToArray(),
+            device: device).DetachFromDisposeScope();
         var perSample = (predicted - eps).square().mean([1, 2, 3]);
-        return (perSample * tensor(weights, device: predicted.device)).mean();
+        return (perSample * minSnrWeights.index_select(0, timesteps)).mean();
     }
 
     /// <summary>min(SNR_t, gamma) / SNR_t with SNR_t = alphabar_t / (1 - alphabar_t): the weight of a sample at
