@@ -4,6 +4,7 @@ using DiffusionClassifier.Cli.Infrastructure;
 using DiffusionClassifier.Data;
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
+using DiffusionClassifier.Serialization;
 using DiffusionClassifier.Training;
 using Microsoft.Extensions.Logging;
 using Spectre.Console;
@@ -38,6 +39,18 @@ internal static class TrainCommand
         }.AcceptOnlyFromAmong("per-epoch", "per-step", "constant");
         var ema = new Option<double>("--ema") { Description = "Decay of the exponential moving average of the weights, in [0, 1); 0 turns it off. The EMA weights are exported.", DefaultValueFactory = _ => defaults.EmaDecay, HelpName = "decay" };
         var minSnr = new Option<double?>("--min-snr-gamma") { Description = "Weight each sample's loss by min(SNR, gamma) / SNR (min-SNR-gamma; the paper uses 5). Default: the plain MSE.", HelpName = "gamma" };
+        var discriminative = new Option<double>("--discriminative-weight")
+        {
+            Description = "Weight of a cross-entropy over every class's noise error at the image's own (t, eps), added to the noise loss (0 = off; costs one head per class per image). For a short fine-tune, with --init.",
+            DefaultValueFactory = _ => defaults.DiscriminativeWeight,
+            HelpName = "weight",
+        };
+        var discriminativeScale = new Option<double>("--discriminative-scale") { Description = "Scale s of the cross-entropy's logits, -s * (summed squared error).", DefaultValueFactory = _ => defaults.DiscriminativeScale, HelpName = "s" };
+        var init = new Option<FileInfo?>("--init")
+        {
+            Description = "Start from this model file's weights (e.g. a fine-tune) instead of a random network; its size replaces --features. The optimizer starts afresh.",
+            HelpName = "model",
+        };
         var labelDrop = new Option<double>("--label-drop") { Description = "Probability of dropping a label (trains the unconditional model for guidance).", DefaultValueFactory = _ => defaults.LabelDropProbability, HelpName = "p" };
         var seed = new Option<long>("--seed") { Description = "Seed of the initial weights, the data order, timesteps, noise and label drops.", DefaultValueFactory = _ => 0, HelpName = "seed" };
         var output = new Option<FileInfo>("--output", "-o") { Description = "Model file to write at the end (EMA weights when --ema > 0).", DefaultValueFactory = _ => new FileInfo("model.safetensors"), HelpName = "file" };
@@ -64,12 +77,12 @@ internal static class TrainCommand
 
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
+        foreach (var option in new Option[] { data, features, init, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) =>
         {
             // Settings that belong to the run being resumed may not be given again.
-            var fixedOnResume = new Option[] { features, batchSize, lr, schedule, ema, labelDrop, minSnr, seed };
+            var fixedOnResume = new Option[] { features, init, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, seed };
             var explicitOnResume = fixedOnResume.Where(o => parseResult.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
             var o = new TrainingOptions
             {
@@ -85,6 +98,8 @@ internal static class TrainCommand
                 EmaDecay = parseResult.GetValue(ema),
                 LabelDropProbability = parseResult.GetValue(labelDrop),
                 MinSnrGamma = parseResult.GetValue(minSnr),
+                DiscriminativeWeight = parseResult.GetValue(discriminative),
+                DiscriminativeScale = parseResult.GetValue(discriminativeScale),
                 Seed = parseResult.GetValue(seed),
                 CheckpointEverySteps = parseResult.GetValue(every),
                 CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
@@ -93,14 +108,16 @@ internal static class TrainCommand
             };
             var settings = new TrainCommandSettings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
                 parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
-                parseResult.GetValue(limit), parseResult.GetValue(includeValidation), parseResult.GetValue(validate), parseResult.GetValue(curve));
+                parseResult.GetValue(limit), parseResult.GetValue(includeValidation), parseResult.GetValue(validate), parseResult.GetValue(curve),
+                parseResult.GetValue(init), parseResult.GetResult(features) is { Implicit: false });
             return Task.FromResult(Run(context, settings, cancellationToken));
         });
         return command;
     }
 
     internal sealed record TrainCommandSettings(DirectoryInfo Data, int Features, TrainingOptions Options, FileInfo Output, FileInfo? Checkpoint, bool Resume,
-        string[] ExplicitOnResume, bool EpochsGiven, int? Limit, bool IncludeValidation, int Validate, FileInfo? Curve);
+        string[] ExplicitOnResume, bool EpochsGiven, int? Limit, bool IncludeValidation, int Validate, FileInfo? Curve, FileInfo? Init = null,
+        bool FeaturesGiven = false);
 
     private static int Run(CliContext context, TrainCommandSettings s, CancellationToken cancellationToken)
     {
@@ -141,6 +158,10 @@ internal static class TrainCommand
     {
         if (s.Resume && s.ExplicitOnResume.Length > 0)
             throw new CliException($"{string.Join(", ", s.ExplicitOnResume)} cannot be changed when resuming: the checkpoint's settings are used (remove the option, or start a new run without --resume).");
+        if (s.Init is not null && s.FeaturesGiven)
+            throw new CliException("--features and --init cannot be combined: the size comes from the --init model.");
+        if (s.Init is not null && !s.Init.Exists)
+            throw new FileNotFoundException($"--init model '{s.Init.FullName}' does not exist.", s.Init.FullName);
         if (s.Resume && !File.Exists(checkpoint))
             throw new FileNotFoundException($"Nothing to resume: checkpoint '{checkpoint}' does not exist.", checkpoint);
         if (!s.Resume && File.Exists(checkpoint))
@@ -171,6 +192,8 @@ internal static class TrainCommand
     {
         var options = s.Options with { CheckpointPath = checkpoint };
         options.Validate();
+        if (s.Init is not null)
+            return CreateFromModel(s.Init.FullName, options, dataset, logger);
         var config = ConditionalUNetConfig.Mnist(s.Features) with { Height = dataset.Height, Width = dataset.Width, Classes = dataset.Classes };
         config.Validate();
         // The trainer does not draw the initial weights: seed libtorch's global generator for them.
@@ -179,13 +202,34 @@ internal static class TrainCommand
         return (new DiffusionTrainer(model, new DdpmScheduler(), options, logger), model);
     }
 
+    /// <summary>A new trainer (fresh optimizer) on the weights and schedule of the model file <paramref name="path"/>.</summary>
+    private static (DiffusionTrainer Trainer, ConditionalUNet? Model) CreateFromModel(string path, TrainingOptions options, MnistDataset dataset,
+        ILogger<DiffusionTrainer>? logger)
+    {
+        using var loaded = ModelFile.Load(path);
+        var c = loaded.Model.Config;
+        if (c.Height != dataset.Height || c.Width != dataset.Width || c.Classes != dataset.Classes || c.InChannels != 1)
+            throw new CliException(string.Create(CultureInfo.InvariantCulture,
+                $"--init model '{path}' takes {c.InChannels}x{c.Height}x{c.Width} images of {c.Classes} classes; the data has 1x{dataset.Height}x{dataset.Width} images of {dataset.Classes} classes."));
+        var model = loaded.DetachModel();
+        try
+        {
+            return (new DiffusionTrainer(model, loaded.Scheduler, options, logger), model);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Prints what is trained and, on --resume, where the run continues.</summary>
     private static void WriteStart(CliContext context, TrainCommandSettings s, DiffusionTrainer trainer, MnistDataset dataset)
     {
         var o = trainer.Options;
         var c = trainer.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
+            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(o.MinSnrGamma is { } g ? $", min-SNR gamma {g:G4}" : "")}{(o.DiscriminativeWeight > 0 ? $", discriminative weight {o.DiscriminativeWeight:G4} scale {o.DiscriminativeScale:G4}" : "")}{(s.Init is null ? "" : $", from {s.Init.Name}")}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
     }
 
     /// <summary>Trains with a progress bar; returns the result and the last progress report (null when there was none).</summary>

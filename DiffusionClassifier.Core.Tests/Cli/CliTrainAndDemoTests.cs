@@ -156,6 +156,46 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
     }
 
     [Fact]
+    public void InitFineTunesAModelFileWithTheDiscriminativeTerm()
+    {
+        string base_ = fixture.NewPath("base.safetensors"), tuned = fixture.NewPath("tuned.safetensors");
+        Assert.Equal(0, CliRunner.Run(Train(base_, 1)).ExitCode);
+
+        string[] fineTune = ["train", "--data", fixture.DataFolder, "--init", base_, "--epochs", "1", "--batch-size", "4", "--lr", "0.001",
+            "--discriminative-weight", "0.5", "--discriminative-scale", "2", "--output", tuned, "--checkpoint-minutes", "0"];
+        var run = CliRunner.Run(fineTune);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        string start = System.Text.RegularExpressions.Regex.Replace(run.Out, @"\s+", " ");
+        Assert.True(start.Contains("discriminative weight 0.5 scale 2, from " + Path.GetFileName(base_), StringComparison.Ordinal), start);
+        using (var a = ModelFile.Load(base_))
+        using (var b = ModelFile.Load(tuned))
+        {
+            Assert.Equal(8, b.Model.Config.Features); // the size comes from --init
+            var wa = a.Model.state_dict();
+            Assert.Contains(b.Model.state_dict(), p => p.Value.is_floating_point() && !p.Value.allclose(wa[p.Key]));
+        }
+        using (var checkpoint = DiffusionClassifier.Training.TrainingCheckpoint.Load(Path.ChangeExtension(tuned, null) + ".checkpoint.safetensors"))
+        {
+            Assert.Equal(0.5, checkpoint.Options.DiscriminativeWeight);
+            Assert.Equal(2, checkpoint.Options.DiscriminativeScale);
+        }
+
+        var withFeatures = CliRunner.Run([.. fineTune, "--features", "16"]);
+        var missing = CliRunner.Run(["train", "--data", fixture.DataFolder, "--init", fixture.NewPath("absent.safetensors"), "--output", fixture.NewPath("x.safetensors")]);
+        var onResume = CliRunner.Run([.. Resume(tuned, 2), "--init", base_]);
+        var negative = CliRunner.Run([.. Train(fixture.NewPath("neg.safetensors"), 1), "--discriminative-weight", "-1"]);
+        Assert.Equal(1, withFeatures.ExitCode);
+        Assert.Contains("--features and --init cannot be combined", Assert.Single(withFeatures.ErrorLines));
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("absent.safetensors' does not exist", Assert.Single(missing.ErrorLines));
+        Assert.Equal(1, onResume.ExitCode);
+        Assert.Contains("--init cannot be changed when resuming", Assert.Single(onResume.ErrorLines));
+        Assert.NotEqual(0, negative.ExitCode);
+        Assert.Contains("DiscriminativeWeight", negative.ToString());
+        Assert.Contains("-1", negative.ToString());
+    }
+
+    [Fact]
     public void DemoClassifiesTheBuiltInDigitsAndWritesTheSampleGrid()
     {
         string png = fixture.NewPath("demo.png");

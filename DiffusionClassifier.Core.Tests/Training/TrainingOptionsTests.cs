@@ -22,6 +22,8 @@ public class TrainingOptionsTests
         Assert.Equal(0, o.GradientClipNorm);
         Assert.Null(o.NumThreads);
         Assert.Null(o.MinSnrGamma);
+        Assert.Equal(0, o.DiscriminativeWeight);
+        Assert.Equal(1, o.DiscriminativeScale);
         o.Validate();
     }
 
@@ -52,6 +54,12 @@ public class TrainingOptionsTests
         { "MinSnrGamma", o => o with { MinSnrGamma = -5 }, "-5" },
         { "MinSnrGamma", o => o with { MinSnrGamma = double.NaN }, "NaN" },
         { "MinSnrGamma", o => o with { MinSnrGamma = double.PositiveInfinity }, "Infinity" },
+        { "DiscriminativeWeight", o => o with { DiscriminativeWeight = -0.01 }, "-0.01" },
+        { "DiscriminativeWeight", o => o with { DiscriminativeWeight = double.NaN }, "NaN" },
+        { "DiscriminativeWeight", o => o with { DiscriminativeWeight = double.PositiveInfinity }, "Infinity" },
+        { "DiscriminativeScale", o => o with { DiscriminativeScale = 0 }, "0" },
+        { "DiscriminativeScale", o => o with { DiscriminativeScale = -1 }, "-1" },
+        { "DiscriminativeScale", o => o with { DiscriminativeScale = double.NaN }, "NaN" },
     };
 
     [Theory]

@@ -40,6 +40,9 @@ internal sealed class UNetTrunk : IDisposable
     /// <summary>Output of <c>up0</c>.</summary>
     public Tensor U1 { get; }
 
+    /// <summary>The four tensors in the constructor's order: <see cref="H"/>, <see cref="D1"/>, <see cref="D2"/>, <see cref="U1"/>.</summary>
+    public IReadOnlyList<Tensor> Tensors => [H, D1, D2, U1];
+
     /// <summary>Batch size.</summary>
     public long BatchSize => H.shape[0];
 
