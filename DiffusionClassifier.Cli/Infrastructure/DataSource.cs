@@ -25,6 +25,12 @@ internal sealed class DataSource
     {
         command.Options.Add(folder);
         command.Options.Add(split);
+        // The built-in digits are test digits: without --data another split would silently measure the test set.
+        command.Validators.Add(r =>
+        {
+            if (r.GetValue(folder) is null && r.GetValue(split) is { } which && which != "test")
+                r.AddError($"--split {which} needs --data: without it the data are the {PretrainedModels.MnistTestDigitCount} built-in MNIST test digits.");
+        });
     }
 
     /// <summary>Loads the data; the caller disposes it.</summary>

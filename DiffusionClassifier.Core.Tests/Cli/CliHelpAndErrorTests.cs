@@ -83,6 +83,8 @@ public sealed class CliHelpAndErrorTests(CliFixture fixture) : IClassFixture<Cli
         { ["evaluate", "--early-exit", "often"], "--early-exit: 'often' is not 'rate[:first[:growth]]'" },
         { ["evaluate", "--early-exit", "0.01:4:1.5:2"], "--early-exit" },
         { ["evaluate", "--early-exit", "0.7"], "ErrorRate must lie in (0, 0.5)" },
+        { ["evaluate", "--split", "validation"], "--split validation needs --data" },
+        { ["evaluate", "--split", "train", "--n", "2"], "--split train needs --data" },
         { ["classify", "--early-exit", "0.01:1"], "FirstLook must be at least 2" },
         { ["sample", "--guidance", "-1"], "--guidance must be a finite number >= 0" },
         { ["sample", "--per-label", "abc"], "abc" },
