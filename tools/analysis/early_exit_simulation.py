@@ -7,7 +7,8 @@ Usage: python3 tools/analysis/early_exit_simulation.py FILE.jsonl "[(pruning, ex
 The draw order in FILE is the one of the run that wrote it, so runs with other boundaries are approximated.
 See docs/early-exit.md.
 """
-import json, math, sys
+import math, sys
+from sample_errors import read
 def betacf(x,a,b):
     tiny=1e-300; c=1; d=1-(a+b)*x/(a+1); d=1/(d if abs(d)>tiny else tiny); h=d
     for m in range(1,500):
@@ -29,7 +30,7 @@ def tq(p,nu):
         if upper(mid,nu)>tail: lo=mid
         else: hi=mid
     return (lo+hi)/2
-def load(path): return [json.loads(l) for l in open_any(path)]
+def load(path): return list(read(path))
 def looks_of(n, first, growth):
     r=[]; m=first
     while m<n:
@@ -70,7 +71,6 @@ def crit(m,L,K,a):
     k=(m,L,K,a)
     if k not in _c: _c[k]=tq(1-a/(L*(K-1)),m-1)
     return _c[k]
-def open_any(path): import gzip; return gzip.open(path,"rt") if path.endswith(".gz") else open(path)
 if __name__=="__main__":
     items=load(sys.argv[1])
     n=items[0]['n']

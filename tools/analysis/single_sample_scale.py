@@ -5,14 +5,11 @@ Each (image, t) sample is scored alone: e_c is the summed squared error of the n
 mean negative log-likelihood of the true label over a grid of s, the best s, and the single-sample accuracy per band of
 t. Pure Python (no numpy). Used for the default of TrainingOptions.DiscriminativeScale; see docs/training.md.
 """
-import gzip, json, math, sys
-
-def open_any(path):
-    return gzip.open(path, 'rt') if path.endswith('.gz') else open(path)
+import math, sys
+from sample_errors import read
 
 samples = []  # (t, label, errors)
-for line in open_any(sys.argv[1]):
-    d = json.loads(line)
+for d in read(sys.argv[1]):
     for t, e in zip(d['timesteps'], d['errors']):
         samples.append((t, d['label'], e))
 

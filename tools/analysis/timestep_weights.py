@@ -9,11 +9,8 @@ weights that never saw it. Prints the fitted weights, the held-out accuracy of b
 With --metric sqrt each e_c(t) is replaced by its square root (an l2 norm instead of its square), as a cheap look at a
 different per-sample metric from the same file. Pure Python (no numpy). See docs/training.md, estimator levers.
 """
-import gzip, json, math, sys
-
-
-def open_any(path):
-    return gzip.open(path, 'rt') if path.endswith('.gz') else open(path)
+import math, sys
+from sample_errors import read
 
 
 def arg(name, default):
@@ -28,8 +25,7 @@ T = 400
 bands = (T + width - 1) // width
 
 images = []  # (label, features[c][b])
-for line in open_any(path):
-    d = json.loads(line)
+for d in read(path):
     classes = len(d['errors'][0])
     f = [[0.0] * bands for _ in range(classes)]
     for t, e in zip(d['timesteps'], d['errors']):
