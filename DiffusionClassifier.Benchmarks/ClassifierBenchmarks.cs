@@ -47,6 +47,7 @@ public class ClassifierBenchmarks : IWorkloadBenchmark
         var config = BenchmarkEnvironment.ModelConfig(Features);
         model = BenchmarkEnvironment.CreateModel(config);
         classifier = new BayesClassifier(model, new DdpmScheduler(), Options());
+        PrecisionColumn.Record(this, classifier);
         images = rand(new long[] { ImageCount(), config.InChannels, config.Height, config.Width }, generator: new Generator(3))
             .to(BenchmarkEnvironment.Device).DetachFromDisposeScope();
     }

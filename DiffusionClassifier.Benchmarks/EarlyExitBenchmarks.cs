@@ -43,6 +43,7 @@ public class EarlyExitBenchmarks : IWorkloadBenchmark
         using var loaded = PretrainedModels.LoadMnistDefault(BenchmarkEnvironment.Device);
         var config = loaded.Model.Config;
         classifier = loaded.CreateClassifier(Estimator.Options());
+        PrecisionColumn.Record(this, classifier);
         using (var digits = PretrainedModels.LoadMnistTestDigits())
             images = digits.Images.narrow(0, 0, BatchSize()).to(BenchmarkEnvironment.Device).DetachFromDisposeScope();
         var predictions = classifier.PredictBatch(images, SampleCount());

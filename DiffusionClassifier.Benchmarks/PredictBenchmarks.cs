@@ -42,6 +42,7 @@ public class PredictBenchmarks : IWorkloadBenchmark
         var config = BenchmarkEnvironment.ModelConfig(Features);
         model = BenchmarkEnvironment.CreateModel(config);
         classifier = new BayesClassifier(model, new DdpmScheduler(), Estimator.Options());
+        PrecisionColumn.Record(this, classifier);
         (images, var labels, var t) = BenchmarkEnvironment.CreateInputs(config, BatchSize());
         labels.Dispose();
         t.Dispose();

@@ -165,6 +165,14 @@ public class BenchmarkSmokeTests
                 bench.Setup();
                 try { bench.PredictBatch(); }
                 finally { bench.Cleanup(); }
+                // The precision column finds what this case's classifier ran in (Auto is resolved per machine).
+                var benchmarkCase = BenchmarkConverter.TypeToBenchmarks(typeof(EarlyExitBenchmarks)).BenchmarksCases
+                    .Single(c => c.Parameters["N"] is 20 && Equals(c.Parameters["Estimator"], estimator));
+                Assert.Contains(PrecisionColumn.Find(benchmarkCase), new[] { "float32", "bfloat16" });
+                Assert.Equal(PrecisionColumn.Find(benchmarkCase), PrecisionColumn.Instance.GetValue(null!, benchmarkCase));
+                var otherCase = BenchmarkConverter.TypeToBenchmarks(typeof(EarlyExitBenchmarks)).BenchmarksCases
+                    .Single(c => c.Parameters["N"] is 100 && Equals(c.Parameters["Estimator"], estimator));
+                Assert.Null(PrecisionColumn.Find(otherCase));
                 spent[estimator] = new EarlyExitBenchmarks { N = 20, Estimator = estimator }.Describe(nameof(EarlyExitBenchmarks.PredictBatch));
             }
             // Smoke: 2 digits at n = 5. Without the exit the work is the planned one; with it, never more.
