@@ -6,16 +6,21 @@ namespace DiffusionClassifier.Cli.Infrastructure;
 
 /// <summary>
 /// Progress display for long work: Spectre's live progress bars on an interactive terminal; on redirected output
-/// (logs, CI, tests) one plain line per task every 10% and at the end instead.
+/// (logs, CI, tests) one plain line per task every 10%, at least every <see cref="DefaultHeartbeat"/> while it advances,
+/// and at the end instead.
 /// </summary>
 internal static class ConsoleProgress
 {
+    /// <summary>On redirected output, the longest time between two lines of a task that advances: a long run's log
+    /// (a 50-epoch training run takes hours per 10%) must not look idle.</summary>
+    public static readonly TimeSpan DefaultHeartbeat = TimeSpan.FromMinutes(1);
+
     /// <summary>Runs <paramref name="work"/> with a progress display on <paramref name="console"/>.</summary>
-    public static void Run(IAnsiConsole console, Action<ProgressScope> work, bool showRemaining = true)
+    public static void Run(IAnsiConsole console, Action<ProgressScope> work, bool showRemaining = true, TimeSpan? heartbeat = null)
     {
         if (!IsLive(console))
         {
-            var scope = new ProgressScope(console, null);
+            var scope = new ProgressScope(console, null, heartbeat ?? DefaultHeartbeat);
             try
             {
                 work(scope);
@@ -26,7 +31,7 @@ internal static class ConsoleProgress
             }
             return;
         }
-        Create(console, showRemaining).Start(ctx => work(new ProgressScope(console, ctx)));
+        Create(console, showRemaining).Start(ctx => work(new ProgressScope(console, ctx, DefaultHeartbeat)));
     }
 
     /// <summary>Runs asynchronous <paramref name="work"/> with a progress display on <paramref name="console"/>.</summary>
@@ -34,7 +39,7 @@ internal static class ConsoleProgress
     {
         if (!IsLive(console))
         {
-            var scope = new ProgressScope(console, null);
+            var scope = new ProgressScope(console, null, DefaultHeartbeat);
             try
             {
                 await work(scope).ConfigureAwait(false);
@@ -45,7 +50,7 @@ internal static class ConsoleProgress
             }
             return;
         }
-        await Create(console, true).StartAsync(ctx => work(new ProgressScope(console, ctx))).ConfigureAwait(false);
+        await Create(console, true).StartAsync(ctx => work(new ProgressScope(console, ctx, DefaultHeartbeat))).ConfigureAwait(false);
     }
 
     private static bool IsLive(IAnsiConsole console) => console.Profile.Capabilities.Interactive && console.Profile.Capabilities.Ansi;
@@ -68,12 +73,14 @@ internal sealed class ProgressScope
 {
     private readonly IAnsiConsole console;
     private readonly ProgressContext? live;
+    private readonly TimeSpan heartbeat;
     private readonly List<ProgressHandle> tasks = [];
 
-    internal ProgressScope(IAnsiConsole console, ProgressContext? live)
+    internal ProgressScope(IAnsiConsole console, ProgressContext? live, TimeSpan heartbeat)
     {
         this.console = console;
         this.live = live;
+        this.heartbeat = heartbeat;
     }
 
     /// <summary>Adds a task with a description and the value at which it is complete.</summary>
@@ -81,7 +88,7 @@ internal sealed class ProgressScope
     {
         lock (tasks)
         {
-            var handle = new ProgressHandle(console, live?.AddTask(Markup.Escape(description), maxValue: maxValue), description, maxValue);
+            var handle = new ProgressHandle(console, live?.AddTask(Markup.Escape(description), maxValue: maxValue), description, maxValue, heartbeat);
             tasks.Add(handle);
             return handle;
         }
@@ -105,10 +112,13 @@ internal sealed class ProgressHandle
     private string description;
     private double value, maxValue;
     private int lastDecile;
+    private readonly TimeSpan heartbeat;
+    private TimeSpan lastLine;
     private bool finished;
 
-    internal ProgressHandle(IAnsiConsole console, ProgressTask? live, string description, double maxValue)
+    internal ProgressHandle(IAnsiConsole console, ProgressTask? live, string description, double maxValue, TimeSpan heartbeat)
     {
+        this.heartbeat = heartbeat;
         this.console = console;
         this.live = live;
         this.description = description;
@@ -154,11 +164,19 @@ internal sealed class ProgressHandle
                     live.Value = value;
                     return;
                 }
-                int decile = (int)Math.Floor(10 * Math.Min(value / maxValue, 1));
+                double fraction = Math.Min(value / maxValue, 1);
+                int decile = (int)Math.Floor(10 * fraction);
+                var now = clock.Elapsed;
                 if (decile > lastDecile && decile < 10)
                 {
                     lastDecile = decile;
+                    lastLine = now;
                     console.WriteLine(Line($"{10 * decile}%"));
+                }
+                else if (fraction is > 0 and < 1 && now - lastLine >= heartbeat)
+                {
+                    lastLine = now;
+                    console.WriteLine(Line(string.Create(CultureInfo.InvariantCulture, $"{100 * fraction:F1}%")));
                 }
             }
         }
