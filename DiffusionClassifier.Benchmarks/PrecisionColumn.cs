@@ -33,9 +33,12 @@ public sealed class PrecisionColumn : IColumn
         ArgumentNullException.ThrowIfNull(benchmark);
         ArgumentNullException.ThrowIfNull(classifier);
         var type = benchmark.GetType();
-        var parameters = type.GetProperties()
-            .Where(p => p.GetCustomAttribute<ParamsAttribute>() is not null)
-            .Select(p => (p.Name, p.GetValue(benchmark)));
+        // Every member BenchmarkDotNet sets per case: [Params], [ParamsAllValues] and [ParamsSource], properties or fields.
+        static bool IsParameter(MemberInfo m) =>
+            m.GetCustomAttribute<ParamsAttribute>() is not null || m.GetCustomAttribute<ParamsAllValuesAttribute>() is not null
+            || m.GetCustomAttribute<ParamsSourceAttribute>() is not null;
+        var parameters = type.GetProperties().Where(IsParameter).Select(p => (p.Name, p.GetValue(benchmark)))
+            .Concat(type.GetFields().Where(IsParameter).Select(f => (f.Name, f.GetValue(benchmark))));
         string key = Key(type, parameters);
         Chosen[key] = Label(classifier.Precision);
         Console.WriteLine($"// {key}: precision {classifier.PrecisionDecision}");

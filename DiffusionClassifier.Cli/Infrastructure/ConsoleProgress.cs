@@ -114,6 +114,7 @@ internal sealed class ProgressHandle
     private int lastDecile;
     private readonly TimeSpan heartbeat;
     private TimeSpan lastLine;
+    private double lastLineValue;
     private bool finished;
 
     internal ProgressHandle(IAnsiConsole console, ProgressTask? live, string description, double maxValue, TimeSpan heartbeat)
@@ -171,12 +172,15 @@ internal sealed class ProgressHandle
                 {
                     lastDecile = decile;
                     lastLine = now;
+                    lastLineValue = value;
                     console.WriteLine(Line($"{10 * decile}%"));
                 }
-                else if (fraction is > 0 and < 1 && now - lastLine >= heartbeat)
+                else if (fraction is > 0 and < 1 && value > lastLineValue && now - lastLine >= heartbeat)
                 {
                     lastLine = now;
-                    console.WriteLine(Line(string.Create(CultureInfo.InvariantCulture, $"{100 * fraction:F1}%")));
+                    lastLineValue = value;
+                    // Rounded down, so that a heartbeat never shows the next tenth or 100% before its own line.
+                    console.WriteLine(Line(string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(1000 * fraction) / 10:F1}%")));
                 }
             }
         }

@@ -165,7 +165,8 @@ public class BenchmarkSmokeTests
                 bench.Setup();
                 try { bench.PredictBatch(); }
                 finally { bench.Cleanup(); }
-                // The precision column finds what this case's classifier ran in (Auto is resolved per machine).
+                // The precision column finds what this case's classifier ran in (Auto is resolved per machine). The
+                // smoke test of every method also sets up the N = 20 Default case; the EarlyExit case is this test's own.
                 var benchmarkCase = BenchmarkConverter.TypeToBenchmarks(typeof(EarlyExitBenchmarks)).BenchmarksCases
                     .Single(c => c.Parameters["N"] is 20 && Equals(c.Parameters["Estimator"], estimator));
                 Assert.Contains(PrecisionColumn.Find(benchmarkCase), new[] { "float32", "bfloat16" });

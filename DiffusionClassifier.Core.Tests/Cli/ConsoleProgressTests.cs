@@ -59,17 +59,22 @@ public sealed class ConsoleProgressTests
     }
 
     [Fact]
-    public void NoHeartbeatWhileTheTaskDoesNotAdvanceOrIsComplete()
+    public void HeartbeatsOnlyWhenTheTaskAdvancesAndRoundedDown()
     {
         var (console, text) = Redirected();
         ConsoleProgress.Run(console, scope =>
         {
-            var task = scope.AddTask("Idle", 10);
+            var task = scope.AddTask("Idle", 1000);
             task.Value = 0;
             task.Value = 0;
-            task.Value = 10;
+            task.Value = 3;
+            task.Value = 3;
+            task.Value = 99.96;
+            task.Value = 950;
+            task.Value = 999.96;
+            task.Value = 1000;
         }, heartbeat: TimeSpan.Zero);
 
-        Assert.Equal(["Idle: done"], Lines(text).Select(l => l[..l.IndexOf(" (", StringComparison.Ordinal)]).ToArray());
+        Assert.Equal(["Idle: 0.3%", "Idle: 9.9%", "Idle: 90%", "Idle: 99.9%", "Idle: done"], Lines(text).Select(l => l[..l.IndexOf(" (", StringComparison.Ordinal)]).ToArray());
     }
 }
