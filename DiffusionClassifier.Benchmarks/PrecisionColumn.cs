@@ -32,7 +32,7 @@ public sealed class PrecisionColumn : IColumn
     {
         ArgumentNullException.ThrowIfNull(benchmark);
         ArgumentNullException.ThrowIfNull(classifier);
-        var type = benchmark.GetType();
+        var type = BenchmarkType(benchmark.GetType());
         // Every member BenchmarkDotNet sets per case: [Params], [ParamsAllValues] and [ParamsSource], properties or fields.
         static bool IsParameter(MemberInfo m) =>
             m.GetCustomAttribute<ParamsAttribute>() is not null || m.GetCustomAttribute<ParamsAllValuesAttribute>() is not null
@@ -51,6 +51,16 @@ public sealed class PrecisionColumn : IColumn
         ArgumentNullException.ThrowIfNull(benchmarkCase);
         string key = Key(benchmarkCase.Descriptor.Type, benchmarkCase.Parameters.Items.Select(p => (p.Name, (object?)p.Value)));
         return Chosen.TryGetValue(key, out var chosen) ? chosen : null;
+    }
+
+    /// <summary>The class that declares the benchmark methods: the in-process toolchain runs a generated subclass
+    /// (<c>Runnable_0</c>, ...) whose name is not the case's.</summary>
+    private static Type BenchmarkType(Type type)
+    {
+        for (var t = type; t is not null; t = t.BaseType)
+            if (t.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly).Any(m => m.GetCustomAttribute<BenchmarkAttribute>() is not null))
+                return t;
+        return type;
     }
 
     private static string Key(Type type, IEnumerable<(string Name, object? Value)> parameters) =>

@@ -191,6 +191,28 @@ public class BenchmarkSmokeTests
         }
     }
 
+    /// <summary>What BenchmarkDotNet's in-process toolchain runs: a generated subclass of the benchmark class.</summary>
+    private sealed class GeneratedRunnable : EarlyExitBenchmarks;
+
+    [Fact]
+    public void PrecisionColumnFindsACaseRunThroughAGeneratedSubclass()
+    {
+        BenchmarkEnvironment.Smoke = true;
+        try
+        {
+            var bench = new GeneratedRunnable { N = 50, Estimator = Estimator.EarlyExit };
+            bench.Setup();
+            bench.Cleanup();
+            var benchmarkCase = BenchmarkConverter.TypeToBenchmarks(typeof(EarlyExitBenchmarks)).BenchmarksCases
+                .Single(c => c.Parameters["N"] is 50 && Equals(c.Parameters["Estimator"], Estimator.EarlyExit));
+            Assert.Contains(PrecisionColumn.Find(benchmarkCase), new[] { "float32", "bfloat16" });
+        }
+        finally
+        {
+            BenchmarkEnvironment.Smoke = false;
+        }
+    }
+
     [Theory]
     [InlineData(8, 8)]
     [InlineData(32, 28)]
