@@ -109,19 +109,19 @@ internal sealed class ProgressHandle
     private readonly ProgressTask? live;
     private readonly Stopwatch clock = Stopwatch.StartNew();
     private readonly object gate = new();
+    private readonly TimeSpan heartbeat;
     private string description;
     private double value, maxValue;
     private int lastDecile;
-    private readonly TimeSpan heartbeat;
     private TimeSpan lastLine;
     private double lastLineValue;
     private bool finished;
 
     internal ProgressHandle(IAnsiConsole console, ProgressTask? live, string description, double maxValue, TimeSpan heartbeat)
     {
-        this.heartbeat = heartbeat;
         this.console = console;
         this.live = live;
+        this.heartbeat = heartbeat;
         this.description = description;
         this.maxValue = Math.Max(maxValue, 1e-9);
     }

@@ -22,6 +22,10 @@ public sealed class ConsoleProgressTests
     private static string[] Lines(StringWriter text) =>
         text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
+    /// <summary>Each line without its elapsed time, e.g. "Work: 10%".</summary>
+    private static string[] States(StringWriter text) =>
+        Lines(text).Select(l => l[..l.IndexOf(" (", StringComparison.Ordinal)]).ToArray();
+
     [Fact]
     public void RedirectedOutputGetsALineEveryTenthAndAtTheEnd()
     {
@@ -54,8 +58,7 @@ public sealed class ConsoleProgressTests
             task.Value = 22;
         }, heartbeat: TimeSpan.Zero);
 
-        Assert.Equal(["Training: 0.5%", "Training: 1.0%", "Training: 10%", "Training: 11.0%", "Training: stopped at 11%"],
-            Lines(text).Select(l => l[..l.IndexOf(" (", StringComparison.Ordinal)]).ToArray());
+        Assert.Equal(["Training: 0.5%", "Training: 1.0%", "Training: 10%", "Training: 11.0%", "Training: stopped at 11%"], States(text));
     }
 
     [Fact]
@@ -75,6 +78,6 @@ public sealed class ConsoleProgressTests
             task.Value = 1000;
         }, heartbeat: TimeSpan.Zero);
 
-        Assert.Equal(["Idle: 0.3%", "Idle: 9.9%", "Idle: 90%", "Idle: 99.9%", "Idle: done"], Lines(text).Select(l => l[..l.IndexOf(" (", StringComparison.Ordinal)]).ToArray());
+        Assert.Equal(["Idle: 0.3%", "Idle: 9.9%", "Idle: 90%", "Idle: 99.9%", "Idle: done"], States(text));
     }
 }
