@@ -46,6 +46,12 @@ internal static class TrainCommand
             HelpName = "weight",
         };
         var discriminativeScale = new Option<double>("--discriminative-scale") { Description = "Scale s of the cross-entropy's logits, -s * (summed squared error).", DefaultValueFactory = _ => defaults.DiscriminativeScale, HelpName = "s" };
+        var discriminativeSamples = new Option<int>("--discriminative-samples")
+        {
+            Description = "Samples (t, eps) per image whose errors the cross-entropy averages: 1 scores the image's own (t, eps); K > 1 draws K more, t stratified, at K times the term's cost.",
+            DefaultValueFactory = _ => defaults.DiscriminativeSamples,
+            HelpName = "K",
+        };
         var init = new Option<FileInfo?>("--init")
         {
             Description = "Start from this model file's weights (e.g. a fine-tune) instead of a random network; its size replaces --features. The optimizer starts afresh.",
@@ -77,12 +83,12 @@ internal static class TrainCommand
 
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, init, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
+        foreach (var option in new Option[] { data, features, init, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, discriminativeSamples, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) =>
         {
             // Settings that belong to the run being resumed may not be given again.
-            var fixedOnResume = new Option[] { features, init, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, seed };
+            var fixedOnResume = new Option[] { features, init, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, discriminativeSamples, seed };
             var explicitOnResume = fixedOnResume.Where(o => parseResult.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
             var o = new TrainingOptions
             {
@@ -100,6 +106,7 @@ internal static class TrainCommand
                 MinSnrGamma = parseResult.GetValue(minSnr),
                 DiscriminativeWeight = parseResult.GetValue(discriminative),
                 DiscriminativeScale = parseResult.GetValue(discriminativeScale),
+                DiscriminativeSamples = parseResult.GetValue(discriminativeSamples),
                 Seed = parseResult.GetValue(seed),
                 CheckpointEverySteps = parseResult.GetValue(every),
                 CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
@@ -229,7 +236,7 @@ internal static class TrainCommand
         var o = trainer.Options;
         var c = trainer.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(o.MinSnrGamma is { } g ? $", min-SNR gamma {g:G4}" : "")}{(o.DiscriminativeWeight > 0 ? $", discriminative weight {o.DiscriminativeWeight:G4} scale {o.DiscriminativeScale:G4}" : "")}{(s.Init is null ? "" : $", from {s.Init.Name}")}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
+            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(o.MinSnrGamma is { } g ? $", min-SNR gamma {g:G4}" : "")}{(o.DiscriminativeWeight > 0 ? $", discriminative weight {o.DiscriminativeWeight:G4} scale {o.DiscriminativeScale:G4} samples {o.DiscriminativeSamples}" : "")}{(s.Init is null ? "" : $", from {s.Init.Name}")}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
     }
 
     /// <summary>Trains with a progress bar; returns the result and the last progress report (null when there was none).</summary>

@@ -1,6 +1,7 @@
 using DiffusionClassifier.Modules;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Tests.Modules;
+using DiffusionClassifier.Tests.TestSupport;
 using DiffusionClassifier.Training;
 using static TorchSharp.torch;
 
@@ -17,13 +18,15 @@ public sealed class DiscriminativeLossTests : IDisposable
 
     public void Dispose() => models.Dispose();
 
-    /// <summary>The independent reference: −mean_b log softmax(−scale · e_b)[y_b], e_bc = Σ (forward(x, c, t) − ε)²,
-    /// the log-softmax written out by hand.</summary>
-    private static Tensor Reference(ConditionalUNet model, Tensor x, Tensor eps, Tensor labels, Tensor t, double scale)
+    /// <summary>The independent reference: −mean_b log softmax(−scale · e_b)[y_b], e_bc = Σ (forward(x, c, t) − ε)²
+    /// averaged over image b's <paramref name="samples"/> consecutive rows, the log-softmax written out by hand.</summary>
+    private static Tensor Reference(ConditionalUNet model, Tensor x, Tensor eps, Tensor labels, Tensor t, double scale, int samples = 1)
     {
-        long b = x.shape[0];
-        var errors = stack(Enumerable.Range(0, model.Config.Classes)
-            .Select(c => (model.forward(x, full(b, c, ScalarType.Int64), t) - eps).square().sum([1, 2, 3])).ToArray(), 1);
+        long rows = x.shape[0], b = rows / samples;
+        var perRow = stack(Enumerable.Range(0, model.Config.Classes)
+            .Select(c => (model.forward(x, full(rows, c, ScalarType.Int64), t) - eps).square().sum([1, 2, 3])).ToArray(), 1);
+        var errors = stack(Enumerable.Range(0, (int)b)
+            .Select(i => perRow.narrow(0, i * samples, samples).mean([0])).ToArray(), 0);
         var logits = errors * (-scale);
         var logZ = logits.max(1, keepdim: true).values;
         logZ = logZ + (logits - logZ).exp().sum(1, keepdim: true).log();
@@ -32,10 +35,12 @@ public sealed class DiscriminativeLossTests : IDisposable
     }
 
     [Theory]
-    [InlineData(null, 1.0)] // one chunk
-    [InlineData(1L, 0.5)]   // one image per chunk
-    [InlineData(3L, 2.0)]   // chunks of 3, 3 and 1
-    public void ValueAndGradientsMatchOneFloat64Graph(long? chunk, double scale)
+    [InlineData(null, 1.0, 1)] // one chunk
+    [InlineData(1L, 0.5, 1)]   // one image per chunk
+    [InlineData(3L, 2.0, 1)]   // chunks of 3, 3 and 1
+    [InlineData(null, 1.0, 3)] // three samples per image, one chunk
+    [InlineData(2L, 2.0, 2)]   // two samples per image, chunks of 2, 2, 2 and 1 images
+    public void ValueAndGradientsMatchOneFloat64Graph(long? chunk, double scale, int samples)
     {
         using var scope = NewDisposeScope();
         using var model32 = models.Create();
@@ -45,13 +50,13 @@ public sealed class DiscriminativeLossTests : IDisposable
         var g = new Generator(42);
         var c = model.Config;
         const int b = 7;
-        var x = randn(new long[] { b, c.InChannels, c.Height, c.Width }, ScalarType.Float64, generator: g);
+        var x = randn(new long[] { b * samples, c.InChannels, c.Height, c.Width }, ScalarType.Float64, generator: g);
         var eps = randn(x.shape, ScalarType.Float64, generator: g);
         var labels = randint(0, c.Classes, new long[] { b }, generator: g);
-        var t = rand(new long[] { b }, ScalarType.Float64, generator: g);
+        var t = rand(new long[] { b * samples }, ScalarType.Float64, generator: g);
         const double weight = 0.3;
 
-        var reference = Reference(model, x, eps, labels, t, scale) * weight;
+        var reference = Reference(model, x, eps, labels, t, scale, samples) * weight;
         reference.backward();
         var expected = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.grad!.detach().clone());
         double expectedValue = reference.item<double>() / weight;
@@ -59,7 +64,7 @@ public sealed class DiscriminativeLossTests : IDisposable
 
         model.train();
         var buffers = model.named_buffers().ToDictionary(p => p.name, p => p.buffer.clone());
-        double value = DiffusionTrainer.DiscriminativeStep(model, x, eps, labels, t, scale, weight, chunk);
+        double value = DiffusionTrainer.DiscriminativeStep(model, x, eps, labels, t, scale, weight, chunk, samples);
         Assert.True(model.training); // the mode is restored
         // BatchNorm's running statistics are read, never updated.
         Assert.All(model.named_buffers(), p => Assert.True(NetworkTestSupport.BitEqual(p.buffer, buffers[p.name]), p.name));
@@ -72,6 +77,76 @@ public sealed class DiscriminativeLossTests : IDisposable
         Assert.True(bad.Count == 0, "gradients differ: " + string.Join(", ", bad.Select(e => $"{e.Name} {e.Error:E2}")));
         // Every parameter gets a gradient from the term, the trunk's included.
         Assert.Contains(expected, p => p.Key.StartsWith("init_conv", StringComparison.Ordinal) && p.Value.abs().max().item<double>() > 0);
+    }
+
+    [Theory]
+    [InlineData(1, 400)]
+    [InlineData(4, 400)]
+    [InlineData(7, 400)] // strata that do not divide T
+    [InlineData(400, 400)]
+    public void StratifiedTimestepsPutTheKthSampleOfEveryImageInTheKthPartOf1ToT(int samples, int steps)
+    {
+        using var scope = NewDisposeScope();
+        const long Batch = 500;
+        var t = DiffusionTrainer.StratifiedTimesteps(Batch, samples, steps, new Generator(11));
+        Assert.Equal(new[] { Batch * samples }, t.shape);
+        Assert.Equal(ScalarType.Int64, t.dtype);
+        var values = t.data<long>().ToArray();
+        for (int i = 0; i < values.Length; i++)
+        {
+            int k = i % samples;
+            // Stratum k: t − 1 = ⌊x⌋ for an x in [k·T/K, (k + 1)·T/K) (neighbours share a timestep where K does not divide T).
+            long low = (long)Math.Floor((double)k * steps / samples) + 1, high = (long)Math.Ceiling((double)(k + 1) * steps / samples);
+            Assert.InRange(values[i], low, high);
+        }
+        // Within a stratum the draws spread over its range: each stratum's mean is near its middle.
+        for (int k = 0; k < samples && samples <= 7; k++)
+        {
+            var mine = values.Where((_, i) => i % samples == k).Select(v => (double)v).ToArray();
+            double middle = (k + 0.5) * steps / samples + 0.5, width = (double)steps / samples;
+            Assert.InRange(mine.Average(), middle - 0.1 * width, middle + 0.1 * width);
+        }
+    }
+
+    [Fact]
+    public void ManySamplesPerImageTrainAndResumeAsOneRun()
+    {
+        // K = 3 draws its samples from the trainer's generator: a run resumed from a checkpoint continues the same losses.
+        var (images, labels) = SyntheticDigits.Create(48);
+        using var _ = images;
+        using var __ = labels;
+        string folder = Path.Combine(Path.GetTempPath(), $"disc-k3-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        try
+        {
+            string checkpoint = Path.Combine(folder, "k3.safetensors"), atStep4 = Path.Combine(folder, "at4.safetensors");
+            var options = new TrainingOptions
+            {
+                Epochs = 2, BatchSize = 16, LearningRate = 1e-3, EmaDecay = 0, Seed = 3, NumThreads = 1, CheckpointEverySteps = 2,
+                CheckpointInterval = TimeSpan.Zero, DiscriminativeWeight = 0.5, DiscriminativeSamples = 3, CheckpointPath = checkpoint,
+            };
+            IReadOnlyList<float> whole;
+            using (var model = models.Create())
+            using (var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options))
+            {
+                // The checkpoint for step s is written after the report of step s: copy it at the next report.
+                whole = trainer.Train(new TensorTrainingData(images, labels),
+                    new SyncProgress<TrainingProgress>(p => { if (p.Step == 5) File.Copy(checkpoint, atStep4); })).StepLosses;
+            }
+            Assert.Equal(6, whole.Count);
+            Assert.All(whole, l => Assert.True(float.IsFinite(l) && l > 0));
+            using var resumed = DiffusionTrainer.FromCheckpoint(atStep4);
+            Assert.Equal(4, resumed.CompletedSteps);
+            Assert.Equal(3, resumed.Options.DiscriminativeSamples); // stored with the options
+            var rest = resumed.Train(new TensorTrainingData(images, labels)).StepLosses;
+            Assert.Equal(2, rest.Count);
+            for (int i = 0; i < 2; i++)
+                Assert.True(Math.Abs(whole[4 + i] - rest[i]) <= 1e-6, $"step {5 + i}: {whole[4 + i]:R} vs {rest[i]:R} resumed");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]

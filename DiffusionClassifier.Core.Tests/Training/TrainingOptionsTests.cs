@@ -24,6 +24,7 @@ public class TrainingOptionsTests
         Assert.Null(o.MinSnrGamma);
         Assert.Equal(0, o.DiscriminativeWeight);
         Assert.Equal(1, o.DiscriminativeScale);
+        Assert.Equal(1, o.DiscriminativeSamples);
         o.Validate();
     }
 
@@ -60,6 +61,8 @@ public class TrainingOptionsTests
         { "DiscriminativeScale", o => o with { DiscriminativeScale = 0 }, "0" },
         { "DiscriminativeScale", o => o with { DiscriminativeScale = -1 }, "-1" },
         { "DiscriminativeScale", o => o with { DiscriminativeScale = double.NaN }, "NaN" },
+        { "DiscriminativeSamples", o => o with { DiscriminativeSamples = 0 }, "0" },
+        { "DiscriminativeSamples", o => o with { DiscriminativeSamples = -2 }, "-2" },
     };
 
     [Theory]

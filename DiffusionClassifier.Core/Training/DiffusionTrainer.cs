@@ -439,7 +439,9 @@ public sealed class DiffusionTrainer : IDisposable
         var loss = NoiseLoss(Model.forward(xt, labels, tNorm, mask.to(device)), eps, tDevice);
         float value = loss.item<float>();
         if (options.DiscriminativeWeight > 0)
-            value = (float)(value + options.DiscriminativeWeight * DiscriminativeStep(Model, xt, eps, labels, tNorm, options.DiscriminativeScale, options.DiscriminativeWeight));
+            value = (float)(value + options.DiscriminativeWeight * (options.DiscriminativeSamples == 1
+                ? DiscriminativeStep(Model, xt, eps, labels, tNorm, options.DiscriminativeScale, options.DiscriminativeWeight)
+                : MultiSampleDiscriminativeStep(images, labels)));
         if (!float.IsFinite(value))
             throw new InvalidOperationException($"The loss became {value} at epoch {epoch + 1}, step {globalStep + 1}; training stopped before the update (try a lower LearningRate or GradientClipNorm).");
         loss.backward();
@@ -448,6 +450,35 @@ public sealed class DiffusionTrainer : IDisposable
         optimizer.Step();
         ema?.Update(Model);
         return value;
+    }
+
+    /// <summary>
+    /// The discriminative term with <see cref="TrainingOptions.DiscriminativeSamples"/> = K &gt; 1: K fresh (t, ε) per
+    /// image, drawn after the step's own draws, the timesteps stratified as the classifier's are (the k-th uniform in
+    /// the k-th of K equal parts of 1..T), so that the averaged error is the estimator's statistic at N = K.
+    /// </summary>
+    private double MultiSampleDiscriminativeStep(Tensor images, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var c = Model.Config;
+        int k = options.DiscriminativeSamples;
+        long b = images.shape[0];
+        var t = StratifiedTimesteps(b, k, Scheduler.NumTrainTimesteps, generator);
+        var eps = randn(new[] { b * k, c.InChannels, c.Height, c.Width }, ScalarType.Float32, generator: generator).to(device);
+        var tDevice = t.to(device);
+        var xt = Scheduler.AddNoise(images.repeat_interleave(k, 0), eps, tDevice);
+        var tNorm = Scheduler.NormalizeTimesteps(t).to(device);
+        return DiscriminativeStep(Model, xt, eps, labels, tNorm, options.DiscriminativeScale, options.DiscriminativeWeight, samplesPerImage: k);
+    }
+
+    /// <summary>Timesteps int64 [B · K] in 1..T, image-major: image b's k-th is uniform in the k-th of K equal
+    /// parts of 1..T (⌊(k + u) T / K⌋ + 1, u uniform in [0, 1)), drawn from <paramref name="generator"/>.</summary>
+    internal static Tensor StratifiedTimesteps(long batch, int samples, int numTrainTimesteps, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var u = rand(new[] { batch, (long)samples }, ScalarType.Float64, generator: generator);
+        var t = ((arange(samples, ScalarType.Float64) + u) * ((double)numTrainTimesteps / samples)).floor() + 1;
+        return t.clamp(1, numTrainTimesteps).to(ScalarType.Int64).view(batch * samples).MoveToOuterDisposeScope();
     }
 
     /// <summary>The noise loss: the MSE, or the min-SNR-gamma loss when <see cref="TrainingOptions.MinSnrGamma"/> is set.</summary>
@@ -461,7 +492,7 @@ public sealed class DiffusionTrainer : IDisposable
     /// statistics and does not update them), on its own trunk, so that it does not depend on how the heads are grouped.
     /// </summary>
     internal static double DiscriminativeStep(ConditionalUNet model, Tensor xt, Tensor eps, Tensor labels, Tensor tNorm, double scale, double weight,
-        long? chunkImages = null)
+        long? chunkImages = null, int samplesPerImage = 1)
     {
         bool training = model.training;
         model.eval();
@@ -469,7 +500,7 @@ public sealed class DiffusionTrainer : IDisposable
         {
             using var scope = NewDisposeScope();
             using var trunk = model.Trunk(xt);
-            double value = DiscriminativeBackward(model, trunk, eps, labels, tNorm, scale, weight, out var trunkGrads, chunkImages);
+            double value = DiscriminativeBackward(model, trunk, eps, labels, tNorm, scale, weight, out var trunkGrads, chunkImages, samplesPerImage);
             // The trunk's share enters through a surrogate: d(Σ trunk·g)/dθ = Σ g·dtrunk/dθ.
             var surrogate = trunk.Tensors.Zip(trunkGrads, (a, g) => (a * g).sum()).Aggregate((a, b) => a + b);
             surrogate.backward();
@@ -483,7 +514,8 @@ public sealed class DiffusionTrainer : IDisposable
 
     /// <summary>
     /// The discriminative term of <see cref="TrainingOptions.DiscriminativeWeight"/> and its gradient. The term is the
-    /// mean over the batch of −log softmax(−scale · e)[label], with e_c = Σ (ε_θ(x_t, c, t) − ε)² over the pixels,
+    /// mean over the batch of −log softmax(−scale · e)[label], with e_c = Σ (ε_θ(x_t, c, t) − ε)² over the pixels
+    /// (averaged over the image's <paramref name="samplesPerImage"/> rows),
     /// every class's head run on the image's own trunk (the label is never dropped here), in the model's current mode. The heads run a few images at
     /// a time on detached copies of the trunk, so that no activation outgrows glibc's mmap threshold (one batch of
     /// B · classes rows ran 30 times slower, in page faults): <c>weight ×</c> the term's gradient is accumulated into the
@@ -491,23 +523,27 @@ public sealed class DiffusionTrainer : IDisposable
     /// through the trunk.
     /// </summary>
     /// <param name="model">The network.</param>
-    /// <param name="trunk">The trunk of the noisy images x_t, batch B.</param>
-    /// <param name="eps">The noise added to each image, [B, C, H, W].</param>
+    /// <param name="trunk">The trunk of the noisy images x_t, batch B · K (K = <paramref name="samplesPerImage"/>),
+    /// image-major.</param>
+    /// <param name="eps">The noise added to each row, [B · K, C, H, W].</param>
     /// <param name="labels">The true labels, int64 [B].</param>
-    /// <param name="tNorm">Normalised timesteps [B].</param>
+    /// <param name="tNorm">Normalised timesteps [B · K].</param>
     /// <param name="scale">The logits' scale.</param>
     /// <param name="weight">The term's weight in the loss.</param>
     /// <param name="trunkGrads">The gradient of <c>weight ×</c> the term with respect to <see cref="UNetTrunk.Tensors"/>,
     /// in their order; in the caller's dispose scope.</param>
     /// <param name="chunkImages">Images per chunk; null sizes chunks by the 24 MiB rule (tests pass small values).</param>
+    /// <param name="samplesPerImage">Rows (t, ε) per image, whose errors are averaged before the softmax.</param>
     /// <returns>The term's value (unweighted).</returns>
     internal static double DiscriminativeBackward(ConditionalUNet model, UNetTrunk trunk, Tensor eps, Tensor labels, Tensor tNorm, double scale,
-        double weight, out Tensor[] trunkGrads, long? chunkImages = null)
+        double weight, out Tensor[] trunkGrads, long? chunkImages = null, int samplesPerImage = 1)
     {
         var c = model.Config;
-        long b = trunk.BatchSize, k = c.Classes;
+        long s = samplesPerImage, b = trunk.BatchSize / s, k = c.Classes;
+        if (b * s != trunk.BatchSize || labels.shape[0] != b)
+            throw new ArgumentException($"The trunk's {trunk.BatchSize} rows are not {samplesPerImage} per label of {labels.shape[0]}.", nameof(trunk));
         // The largest head activation of a row is [2F, H, W] float32; keep a chunk's under 24 MiB.
-        long perImage = k * 2L * c.Features * c.Height * c.Width * eps.element_size();
+        long perImage = s * k * 2L * c.Features * c.Height * c.Width * eps.element_size();
         long chunk = Math.Clamp(chunkImages ?? (24L << 20) / perImage, 1, Math.Max(b, 1));
         double total = 0;
         var leaves = trunk.Tensors.Select(t => t.detach().requires_grad_(true)).ToArray();
@@ -517,11 +553,11 @@ public sealed class DiffusionTrainer : IDisposable
             {
                 using var scope = NewDisposeScope();
                 long n = Math.Min(chunk, b - start);
-                var rows = arange(start, start + n, ScalarType.Int64, device: eps.device).repeat_interleave(k, 0);
+                var rows = arange(start * s, (start + n) * s, ScalarType.Int64, device: eps.device).repeat_interleave(k, 0);
                 using var part = detached.Select(rows);
-                var classes = arange(k, ScalarType.Int64, device: eps.device).repeat(n);
+                var classes = arange(k, ScalarType.Int64, device: eps.device).repeat(n * s);
                 var predicted = model.Head(part, classes, tNorm.index_select(0, rows));
-                var errors = (predicted - eps.index_select(0, rows)).square().sum([1, 2, 3]).view(n, k);
+                var errors = (predicted - eps.index_select(0, rows)).square().sum([1, 2, 3]).view(n, s, k).mean([1]);
                 var ce = nn.functional.cross_entropy(errors * (-scale), labels.narrow(0, start, n), reduction: nn.Reduction.Sum);
                 total += ce.ToDouble();
                 (ce * (weight / b)).backward();
@@ -632,6 +668,9 @@ public sealed class DiffusionTrainer : IDisposable
         if (stored.Seed != options.Seed) changed.Add($"Seed {stored.Seed} -> {options.Seed} (the stored generator state is used)");
         if (stored.EmaDecay != options.EmaDecay) changed.Add($"EmaDecay {stored.EmaDecay} -> {options.EmaDecay}");
         if (stored.MinSnrGamma != options.MinSnrGamma) changed.Add($"MinSnrGamma {stored.MinSnrGamma?.ToString() ?? "off"} -> {options.MinSnrGamma?.ToString() ?? "off"}");
+        if (stored.DiscriminativeWeight != options.DiscriminativeWeight) changed.Add($"DiscriminativeWeight {stored.DiscriminativeWeight} -> {options.DiscriminativeWeight}");
+        if (stored.DiscriminativeScale != options.DiscriminativeScale) changed.Add($"DiscriminativeScale {stored.DiscriminativeScale} -> {options.DiscriminativeScale}");
+        if (stored.DiscriminativeSamples != options.DiscriminativeSamples) changed.Add($"DiscriminativeSamples {stored.DiscriminativeSamples} -> {options.DiscriminativeSamples}");
         if (stored.GradientClipNorm != options.GradientClipNorm) changed.Add($"GradientClipNorm {stored.GradientClipNorm} -> {options.GradientClipNorm}");
         if (changed.Count > 0)
             logger.LogWarning("Resuming '{Path}' with changed options ({Changes}): the run will differ from an uninterrupted one.", path, string.Join("; ", changed));

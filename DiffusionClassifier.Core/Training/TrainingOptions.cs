@@ -84,6 +84,12 @@ public sealed record TrainingOptions
     /// scale that fits one sample's errors best on validation (docs/training.md).</summary>
     public double DiscriminativeScale { get; init; } = 1;
 
+    /// <summary>Samples (t, ε) per image in the discriminative term (see <see cref="DiscriminativeWeight"/>). Default 1:
+    /// the term scores each image at the (t, ε) of its noise loss. K &gt; 1 draws K more per image, the timesteps
+    /// stratified as the classifier's, and takes the cross-entropy of the errors averaged over them: the classifier's
+    /// statistic at N = K rather than one sample's. It costs K times the term of K = 1.</summary>
+    public int DiscriminativeSamples { get; init; } = 1;
+
     /// <summary>If set, <c>torch.set_num_threads</c> is called with it when training starts (a process-wide setting).
     /// Default null: leave libtorch's thread count alone.</summary>
     public int? NumThreads { get; init; }
@@ -121,6 +127,8 @@ public sealed record TrainingOptions
             throw new ArgumentOutOfRangeException(nameof(DiscriminativeWeight), DiscriminativeWeight, Invariant($"DiscriminativeWeight must be 0 (off) or a positive finite number but is {DiscriminativeWeight}."));
         if (!(DiscriminativeScale > 0) || double.IsInfinity(DiscriminativeScale))
             throw new ArgumentOutOfRangeException(nameof(DiscriminativeScale), DiscriminativeScale, Invariant($"DiscriminativeScale must be a positive finite number but is {DiscriminativeScale}."));
+        if (DiscriminativeSamples < 1)
+            throw new ArgumentOutOfRangeException(nameof(DiscriminativeSamples), DiscriminativeSamples, Invariant($"DiscriminativeSamples must be at least 1 but is {DiscriminativeSamples}."));
         if (NumThreads is < 1)
             throw new ArgumentOutOfRangeException(nameof(NumThreads), NumThreads, Invariant($"NumThreads must be null or at least 1 but is {NumThreads}."));
     }
