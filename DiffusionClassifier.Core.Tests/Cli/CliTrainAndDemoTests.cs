@@ -162,11 +162,11 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
         Assert.Equal(0, CliRunner.Run(Train(base_, 1)).ExitCode);
 
         string[] fineTune = ["train", "--data", fixture.DataFolder, "--init", base_, "--epochs", "1", "--batch-size", "4", "--lr", "0.001",
-            "--discriminative-weight", "0.5", "--discriminative-scale", "2", "--output", tuned, "--checkpoint-minutes", "0"];
+            "--discriminative-weight", "0.5", "--discriminative-scale", "2", "--discriminative-samples", "2", "--output", tuned, "--checkpoint-minutes", "0"];
         var run = CliRunner.Run(fineTune);
         Assert.True(run.ExitCode == 0, run.ToString());
         string start = System.Text.RegularExpressions.Regex.Replace(run.Out, @"\s+", " ");
-        Assert.True(start.Contains("discriminative weight 0.5 scale 2, from " + Path.GetFileName(base_), StringComparison.Ordinal), start);
+        Assert.True(start.Contains("discriminative weight 0.5 scale 2 over 2 samples per image, from " + Path.GetFileName(base_), StringComparison.Ordinal), start);
         using (var a = ModelFile.Load(base_))
         using (var b = ModelFile.Load(tuned))
         {
@@ -178,6 +178,7 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
         {
             Assert.Equal(0.5, checkpoint.Options.DiscriminativeWeight);
             Assert.Equal(2, checkpoint.Options.DiscriminativeScale);
+            Assert.Equal(2, checkpoint.Options.DiscriminativeSamples);
         }
 
         var withFeatures = CliRunner.Run([.. fineTune, "--features", "16"]);
