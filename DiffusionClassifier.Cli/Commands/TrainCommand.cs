@@ -72,7 +72,10 @@ internal static class TrainCommand
             "At the end of every epoch, classify the first this many items of the validation split with the EMA weights (default estimator, float32, N = 20, seed 0) and append the accuracy to --curve (0 = off; 500 takes about a minute at F = 32 on 2 cores).",
             0, 0, "count");
         var curve = new Option<FileInfo?>("--curve") { Description = "CSV file of the learning curve written by --validate (appended to on --resume). Default: <output>.curve.csv.", HelpName = "file" };
-        var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all).", HelpName = "count" };
+        var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all from --offset on).", HelpName = "count" };
+        var offset = CliOptions.Int("--offset",
+            "Skip the first this many items of the training data before --limit applies, e.g. to fine-tune on items an earlier run did not see. Pass the same value again with --resume.",
+            0, 0, "index");
         limit.Validators.Add(r =>
         {
             if (OptionValues.TryGetValue(r, out int? value) && value is < 1)
@@ -83,7 +86,7 @@ internal static class TrainCommand
 
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, init, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, discriminativeSamples, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, device })
+        foreach (var option in new Option[] { data, features, init, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, discriminativeSamples, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, offset, device })
             command.Options.Add(option);
         command.SetAction((parseResult, cancellationToken) =>
         {
@@ -116,7 +119,7 @@ internal static class TrainCommand
             var settings = new TrainCommandSettings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
                 parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
                 parseResult.GetValue(limit), parseResult.GetValue(includeValidation), parseResult.GetValue(validate), parseResult.GetValue(curve),
-                parseResult.GetValue(init), parseResult.GetResult(features) is { Implicit: false });
+                parseResult.GetValue(init), parseResult.GetResult(features) is { Implicit: false }, parseResult.GetValue(offset));
             return Task.FromResult(Run(context, settings, cancellationToken));
         });
         return command;
@@ -124,7 +127,7 @@ internal static class TrainCommand
 
     internal sealed record TrainCommandSettings(DirectoryInfo Data, int Features, TrainingOptions Options, FileInfo Output, FileInfo? Checkpoint, bool Resume,
         string[] ExplicitOnResume, bool EpochsGiven, int? Limit, bool IncludeValidation, int Validate, FileInfo? Curve, FileInfo? Init = null,
-        bool FeaturesGiven = false);
+        bool FeaturesGiven = false, int Offset = 0);
 
     private static int Run(CliContext context, TrainCommandSettings s, CancellationToken cancellationToken)
     {
@@ -132,7 +135,7 @@ internal static class TrainCommand
         CheckResumeAgainstCheckpoint(s, checkpoint);
 
         using var dataset = MnistDataset.Load(s.Data.FullName, s.IncludeValidation ? MnistSplit.Train : MnistSplit.TrainWithoutValidation,
-            new MnistDatasetOptions { Limit = s.Limit });
+            new MnistDatasetOptions { Limit = s.Limit, Offset = s.Offset });
         var trainingData = new TensorTrainingData(dataset.Images, dataset.Labels);
         // The command reports progress, cancellation and the result itself: the trainer's own log only with --verbose.
         var logger = context.Verbose ? context.LoggerFactory.CreateLogger<DiffusionTrainer>() : null;

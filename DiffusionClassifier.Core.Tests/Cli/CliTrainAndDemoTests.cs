@@ -87,6 +87,23 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
     }
 
     [Fact]
+    public void OffsetSkipsTheFirstItemsAndAnOffsetPastTheSplitIsAClearError()
+    {
+        var run = CliRunner.Run([.. Train(fixture.NewPath("offset.safetensors"), 1), "--offset", "10", "--limit", "4"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("on 4 items", run.Out);
+        Assert.Contains("items 10..13", run.Out);
+
+        // 15 items in the split (16 minus the validation item): offset 15 leaves nothing.
+        var past = CliRunner.Run([.. Train(fixture.NewPath("past.safetensors"), 1), "--offset", "15"]);
+        Assert.NotEqual(0, past.ExitCode);
+        Assert.Contains("Offset 15 is past the end of the training split without validation, which holds 15 item(s)", past.Error);
+        var negative = CliRunner.Run([.. Train(fixture.NewPath("neg-offset.safetensors"), 1), "--offset", "-1"]);
+        Assert.NotEqual(0, negative.ExitCode);
+        Assert.Contains("--offset", negative.Error);
+    }
+
+    [Fact]
     public void ThreadsGivenOnResumeWinOverTheCheckpoints()
     {
         string output = fixture.NewPath("threads.safetensors");

@@ -133,6 +133,39 @@ public sealed class MnistDatasetTests : IDisposable
     }
 
     [Fact]
+    public void OffsetSkipsItemsBeforeTheLimitInFilesAndInSplits()
+    {
+        var (pixels, labels) = WriteSplit(MnistSplit.Train, count: 30, seed: 4);
+        using var data = MnistDataset.Load(temp.Path, MnistSplit.Train, new MnistDatasetOptions { Offset = 7, Limit = 3 });
+        Assert.Equal(3, data.Count);
+        Assert.Equal(labels.Skip(7).Take(3).Select(l => (long)l), data.Labels.data<long>().ToArray());
+        Assert.Equal(pixels[7 * Side * Side] / 255f, data.Images[0, 0, 0, 0].item<float>(), 6);
+        Assert.Equal(pixels[10 * Side * Side - 1] / 255f, data.Images[2, 0, Side - 1, Side - 1].item<float>(), 6);
+        Assert.Contains("items 7..9", data.Source);
+
+        // Within a split, the offset counts from the split's first item; without a limit it runs to the split's end.
+        using var all = MnistDataset.Load(temp.Path, MnistSplit.Train);
+        using var rest = MnistDataset.Load(temp.Path, MnistSplit.TrainWithoutValidation, new MnistDatasetOptions { Offset = 20 });
+        Assert.Equal(8, rest.Count); // 30 items, the last 2 are validation
+        using var expected = all.Images.narrow(0, 20, 8);
+        Assert.True(rest.Images.equal(expected).all().item<bool>());
+        Assert.Contains("items 20..27", rest.Source);
+        using var lastValidation = MnistDataset.Load(temp.Path, MnistSplit.Validation, new MnistDatasetOptions { Offset = 1 });
+        Assert.Equal(1, lastValidation.Count);
+        using var last = all.Images.narrow(0, 29, 1);
+        Assert.True(lastValidation.Images.equal(last).all().item<bool>());
+
+        var past = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            MnistDataset.Load(temp.Path, MnistSplit.TrainWithoutValidation, new MnistDatasetOptions { Offset = 28 }));
+        Assert.Equal("Offset", past.ParamName);
+        Assert.Contains("Offset 28 is past the end of the training split without validation, which holds 28 item(s)", past.Message);
+        var pastFile = Assert.Throws<ArgumentOutOfRangeException>(() =>
+            MnistDataset.Load(temp.Path, MnistSplit.Train, new MnistDatasetOptions { Offset = 30 }));
+        Assert.Contains("Offset 30", pastFile.Message);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new MnistDatasetOptions { Offset = -1 }.Validate());
+    }
+
+    [Fact]
     public void ShuffledBatchesCoverEveryIndexOncePerEpochAndRepeatWithTheSeed()
     {
         using var data = Generated(23, seed: 5);

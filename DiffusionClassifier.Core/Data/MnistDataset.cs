@@ -73,9 +73,13 @@ public sealed class MnistDataset : IDisposable
             throw new InvalidDataException($"'{folder}' holds {all.Count} training item(s): too few for a validation split (the last twelfth).");
         int start = split == MnistSplit.Validation ? all.Count - validation : 0;
         int count = split == MnistSplit.Validation ? validation : all.Count - validation;
+        string name = split == MnistSplit.Validation ? "validation split" : "training split without validation";
+        int offset = options?.Offset ?? 0;
+        ThrowIfOffsetPastEnd(offset, count, $"the {name}");
+        start += offset;
+        count -= offset;
         if (options?.Limit is int limit)
             count = Math.Min(count, limit);
-        string name = split == MnistSplit.Validation ? "validation split" : "training split without validation";
         return all.Slice(start, count, $"{name} (items {start}..{start + count - 1}) of {all.Source}");
     }
 
@@ -293,17 +297,28 @@ public sealed class MnistDataset : IDisposable
         if (bad >= 0)
             throw new InvalidDataException($"'{labelsPath}': label {lab[bad]} at index {bad} is out of range 0..{options.Classes - 1}.");
 
-        int n = options.Limit is int limit ? Math.Min(limit, img.Count) : img.Count;
+        int offset = options.Offset;
+        ThrowIfOffsetPastEnd(offset, img.Count, $"'{imagesPath ?? source}'");
+        int n = options.Limit is int limit ? Math.Min(limit, img.Count - offset) : img.Count - offset;
+        if (offset > 0)
+            source = $"items {offset}..{offset + n - 1} of {source}";
         long pixelsPerImage = (long)img.Rows * img.Columns;
         using var scope = NewDisposeScope();
-        var raw = n == img.Count ? img.Pixels : img.Pixels.AsSpan(0, checked((int)(n * pixelsPerImage))).ToArray();
+        var raw = n == img.Count ? img.Pixels : img.Pixels.AsSpan(checked((int)(offset * pixelsPerImage)), checked((int)(n * pixelsPerImage))).ToArray();
         using var bytes = torch.tensor(raw, [n, 1, img.Rows, img.Columns], dtype: ScalarType.Byte);
         var images = bytes.to_type(ScalarType.Float32).div_(255f);
         var labelValues = new long[n];
         for (int i = 0; i < n; i++)
-            labelValues[i] = lab[i];
+            labelValues[i] = lab[offset + i];
         var labels = torch.tensor(labelValues, dtype: ScalarType.Int64);
         return new MnistDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), options.Classes, source);
+    }
+
+    private static void ThrowIfOffsetPastEnd(int offset, int count, string what)
+    {
+        if (offset >= count)
+            throw new ArgumentOutOfRangeException(nameof(MnistDatasetOptions.Offset), offset,
+                $"Offset {offset} is past the end of {what}, which holds {count} item(s).");
     }
 
     private static int FirstLabelAtLeast(byte[] labels, int classes)
