@@ -20,108 +20,12 @@ internal static class TrainCommand
 {
     public static Command Create(CliContext context)
     {
-        var defaults = new TrainingOptions();
-        var data = new Option<DirectoryInfo>("--data", "-d")
-        {
-            Description = "Folder with the MNIST training files (train-images-idx3-ubyte, train-labels-idx1-ubyte; raw or .gz), e.g. from fetch-mnist.",
-            DefaultValueFactory = _ => new DirectoryInfo(FetchMnistCommand.DefaultFolder),
-            HelpName = "folder",
-        };
-        var features = CliOptions.Int("--features", "Base width F of the network (a multiple of 8; parameters and FLOPs grow with F squared).", 32, 8, "F");
-        var epochs = CliOptions.Int("--epochs", "Passes over the training data.", defaults.Epochs, 1, "count");
-        var batchSize = CliOptions.Int("--batch-size", "Images per optimizer step.", defaults.BatchSize, 1, "count");
-        var lr = new Option<double>("--lr") { Description = "Initial Adam learning rate.", DefaultValueFactory = _ => defaults.LearningRate, HelpName = "rate" };
-        var schedule = new Option<string>("--lr-schedule")
-        {
-            Description = "Learning-rate decay: per-epoch (reference: lr * (1 - epoch/epochs)), per-step (linear per step) or constant.",
-            DefaultValueFactory = _ => "per-epoch",
-            HelpName = "per-epoch|per-step|constant",
-        }.AcceptOnlyFromAmong("per-epoch", "per-step", "constant");
-        var ema = new Option<double>("--ema") { Description = "Decay of the exponential moving average of the weights, in [0, 1); 0 turns it off. The EMA weights are exported.", DefaultValueFactory = _ => defaults.EmaDecay, HelpName = "decay" };
-        var minSnr = new Option<double?>("--min-snr-gamma") { Description = "Weight each sample's loss by min(SNR, gamma) / SNR (min-SNR-gamma; the paper uses 5). Default: the plain MSE.", HelpName = "gamma" };
-        var discriminative = new Option<double>("--discriminative-weight")
-        {
-            Description = "Weight of a cross-entropy over every class's noise error at the image's own (t, eps), added to the noise loss (0 = off; costs one head per class per image). For a short fine-tune, with --init.",
-            DefaultValueFactory = _ => defaults.DiscriminativeWeight,
-            HelpName = "weight",
-        };
-        var discriminativeScale = new Option<double>("--discriminative-scale") { Description = "Scale s of the cross-entropy's logits, -s * (summed squared error).", DefaultValueFactory = _ => defaults.DiscriminativeScale, HelpName = "s" };
-        var discriminativeSamples = new Option<int>("--discriminative-samples")
-        {
-            Description = "Samples (t, eps) per image whose errors the cross-entropy averages: 1 scores the image's own (t, eps); K > 1 draws K more, t stratified, at K times the term's cost.",
-            DefaultValueFactory = _ => defaults.DiscriminativeSamples,
-            HelpName = "K",
-        };
-        var init = new Option<FileInfo?>("--init")
-        {
-            Description = "Start from this model file's weights (e.g. a fine-tune) instead of a random network; its size replaces --features. The optimizer starts afresh.",
-            HelpName = "model",
-        };
-        var labelDrop = new Option<double>("--label-drop") { Description = "Probability of dropping a label (trains the unconditional model for guidance).", DefaultValueFactory = _ => defaults.LabelDropProbability, HelpName = "p" };
-        var seed = new Option<long>("--seed") { Description = "Seed of the initial weights, the data order, timesteps, noise and label drops.", DefaultValueFactory = _ => 0, HelpName = "seed" };
-        var output = new Option<FileInfo>("--output", "-o") { Description = "Model file to write at the end (EMA weights when --ema > 0).", DefaultValueFactory = _ => new FileInfo("model.safetensors"), HelpName = "file" };
-        var checkpoint = new Option<FileInfo?>("--checkpoint") { Description = "Checkpoint file, written atomically at the end of every epoch, on the triggers below and on Ctrl+C. Default: <output>.checkpoint.safetensors.", HelpName = "file" };
-        var every = CliOptions.Int("--checkpoint-every", "Also write the checkpoint every this many optimizer steps (0 = off).", 0, 0, "steps");
-        var minutes = CliOptions.Double("--checkpoint-minutes", "Also write the checkpoint when this many minutes passed since the last one (0 = off).", defaults.CheckpointInterval.TotalMinutes, 0, "minutes");
-        var resume = new Option<bool>("--resume") { Description = "Continue the run saved in the checkpoint. Its settings are used; only --epochs, --threads and the checkpoint triggers may change (given on the command line, they win over the checkpoint's)." };
-        var includeValidation = new Option<bool>("--include-validation")
-        {
-            Description = "Also train on the validation split (the last twelfth of train-*, 5,000 of MNIST's 60,000). By default it is left out, so that 'evaluate --split validation' measures unseen items.",
-        };
-        var validate = CliOptions.Int("--validate",
-            "At the end of every epoch, classify the first this many items of the validation split with the EMA weights (default estimator, float32, N = 20, seed 0) and append the accuracy to --curve (0 = off; 500 takes about a minute at F = 32 on 2 cores).",
-            0, 0, "count");
-        var curve = new Option<FileInfo?>("--curve") { Description = "CSV file of the learning curve written by --validate (appended to on --resume). Default: <output>.curve.csv.", HelpName = "file" };
-        var limit = new Option<int?>("--limit") { Description = "Train on the first this many items only (default: all from --offset on).", HelpName = "count" };
-        var offset = CliOptions.Int("--offset",
-            "Skip the first this many items of the training data before --limit applies, e.g. to fine-tune on items an earlier run did not see. Pass the same value again with --resume.",
-            0, 0, "index");
-        limit.Validators.Add(r =>
-        {
-            if (OptionValues.TryGetValue(r, out int? value) && value is < 1)
-                r.AddError($"--limit must be at least 1 but is {value}.");
-        });
-
-        var device = DeviceChoice.Create();
-
+        var options = new TrainCommandOptions();
         var command = new Command("train",
             "Train a class-conditional diffusion model (ConditionalUNet + DDPM, T = 400) on MNIST-format data with a progress bar, checkpoints and resume.");
-        foreach (var option in new Option[] { data, features, init, epochs, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, discriminativeSamples, seed, output, checkpoint, every, minutes, resume, includeValidation, validate, curve, limit, offset, device })
+        foreach (var option in options.All)
             command.Options.Add(option);
-        command.SetAction((parseResult, cancellationToken) =>
-        {
-            // Settings that belong to the run being resumed may not be given again.
-            var fixedOnResume = new Option[] { features, init, batchSize, lr, schedule, ema, labelDrop, minSnr, discriminative, discriminativeScale, discriminativeSamples, seed };
-            var explicitOnResume = fixedOnResume.Where(o => parseResult.GetResult(o) is { Implicit: false }).Select(o => o.Name).ToArray();
-            var o = new TrainingOptions
-            {
-                Epochs = parseResult.GetValue(epochs),
-                BatchSize = parseResult.GetValue(batchSize),
-                LearningRate = parseResult.GetValue(lr),
-                LearningRateSchedule = parseResult.GetValue(schedule) switch
-                {
-                    "per-step" => LearningRateSchedule.LinearPerStep,
-                    "constant" => LearningRateSchedule.Constant,
-                    _ => LearningRateSchedule.LinearPerEpoch,
-                },
-                EmaDecay = parseResult.GetValue(ema),
-                LabelDropProbability = parseResult.GetValue(labelDrop),
-                MinSnrGamma = parseResult.GetValue(minSnr),
-                DiscriminativeWeight = parseResult.GetValue(discriminative),
-                DiscriminativeScale = parseResult.GetValue(discriminativeScale),
-                DiscriminativeSamples = parseResult.GetValue(discriminativeSamples),
-                Seed = parseResult.GetValue(seed),
-                CheckpointEverySteps = parseResult.GetValue(every),
-                CheckpointInterval = TimeSpan.FromMinutes(parseResult.GetValue(minutes)),
-                NumThreads = parseResult.GetValue(CliApp.ThreadsOption),
-                Device = DeviceChoice.Resolve(parseResult.GetValue(device)!).ToString(),
-            };
-            var settings = new TrainCommandSettings(parseResult.GetValue(data)!, parseResult.GetValue(features), o, parseResult.GetValue(output)!,
-                parseResult.GetValue(checkpoint), parseResult.GetValue(resume), explicitOnResume, parseResult.GetResult(epochs) is { Implicit: false },
-                parseResult.GetValue(limit), parseResult.GetValue(includeValidation), parseResult.GetValue(validate), parseResult.GetValue(curve),
-                parseResult.GetValue(init), parseResult.GetResult(features) is { Implicit: false }, parseResult.GetValue(offset));
-            return Task.FromResult(Run(context, settings, cancellationToken));
-        });
+        command.SetAction((parseResult, cancellationToken) => Task.FromResult(Run(context, options.Bind(parseResult), cancellationToken)));
         return command;
     }
 
