@@ -85,7 +85,7 @@ internal sealed class TrainCommandOptions
     public Option<int?> Limit { get; } = new("--limit") { Description = "Train on the first this many items only (default: all from --offset on).", HelpName = "count" };
 
     public Option<int> Offset { get; } = CliOptions.Int("--offset",
-        "Skip the first this many items of the training data before --limit applies, e.g. to fine-tune on items an earlier run did not see. Pass the same value again with --resume.",
+        "Skip the first this many items of the training data before --limit applies, e.g. to fine-tune on items an earlier run did not see. Pass the same value again with --resume: a resume on other items is refused.",
         0, 0, "index");
 
     public Option<string> Device { get; } = DeviceChoice.Create();

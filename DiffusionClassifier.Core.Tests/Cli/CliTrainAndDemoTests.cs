@@ -89,10 +89,19 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
     [Fact]
     public void OffsetSkipsTheFirstItemsAndAnOffsetPastTheSplitIsAClearError()
     {
-        var run = CliRunner.Run([.. Train(fixture.NewPath("offset.safetensors"), 1), "--offset", "10", "--limit", "4"]);
+        string output = fixture.NewPath("offset.safetensors");
+        var run = CliRunner.Run([.. Train(output, 1), "--offset", "10", "--limit", "4"]);
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("on 4 items", run.Out);
         Assert.Contains("items 10..13", run.Out);
+
+        // A resume on other items of the same count is refused; the same items continue.
+        var shifted = CliRunner.Run([.. Resume(output, 2), "--offset", "11", "--limit", "4"]);
+        Assert.NotEqual(0, shifted.ExitCode);
+        Assert.Contains("but other items (fingerprint", shifted.Error);
+        var same = CliRunner.Run([.. Resume(output, 2), "--offset", "10", "--limit", "4"]);
+        Assert.True(same.ExitCode == 0, same.ToString());
+        Assert.Contains("Trained 1 step(s)", same.Out);
 
         // 15 items in the split (16 minus the validation item): offset 15 leaves nothing.
         var past = CliRunner.Run([.. Train(fixture.NewPath("past.safetensors"), 1), "--offset", "15"]);

@@ -197,6 +197,68 @@ public sealed class CheckpointTests : IDisposable
         Assert.Contains($"{Items}", ex.Message);
     }
 
+    [Fact]
+    public void ResumingWithOtherItemsOfTheSameCountIsRefusedAndLosesNothing()
+    {
+        string checkpoint = PathOf("items.safetensors");
+        RunAndCancel(checkpoint, 2);
+        var before = File.ReadAllBytes(checkpoint);
+        using var trainer = DiffusionTrainer.FromCheckpoint(checkpoint);
+
+        // The same count, the items shifted by one: what a resume with another --offset would give.
+        using var shifted = images.roll(1, 0);
+        using var shiftedLabels = labels.roll(1, 0);
+        var ex = Assert.Throws<ArgumentException>(() => trainer.Train(new TensorTrainingData(shifted, shiftedLabels)));
+        Assert.Equal("data", ex.ParamName);
+        Assert.Contains($"{Items} items", ex.Message);
+        Assert.Contains("fingerprint", ex.Message);
+        Assert.Equal(before, File.ReadAllBytes(checkpoint));
+        Assert.Equal(2, trainer.CompletedSteps);
+
+        // The trainer is unharmed: the right items continue the run.
+        var result = trainer.Train(Data);
+        Assert.Equal(TotalSteps - 2, result.StepLosses.Count);
+    }
+
+    [Fact]
+    public void CheckpointWithoutAFingerprintStillResumesOnItsCount()
+    {
+        var reference = Reference();
+        string full = PathOf("with-fingerprint.safetensors");
+        RunAndCancel(full, 3);
+        string old = PathOf("without-fingerprint.safetensors");
+        using (var content = SafeTensors.Load(full))
+        {
+            var metadata = content.Metadata.ToDictionary(p => p.Key, p => p.Value);
+            var state = System.Text.Json.Nodes.JsonNode.Parse(metadata["training_state"])!.AsObject();
+            Assert.Equal(16, state["data_fingerprint"]!.GetValue<string>().Length);
+            state.Remove("data_fingerprint");
+            metadata["training_state"] = state.ToJsonString();
+            SafeTensors.Save(old, content.Tensors.ToDictionary(p => p.Key, p => p.Value), metadata);
+        }
+
+        using var trainer = DiffusionTrainer.FromCheckpoint(old);
+        var rest = trainer.Train(Data);
+        AssertLossesClose(reference.Losses.Skip(3), rest.StepLosses);
+        foreach (var t in reference.Weights.Values.Concat(reference.Ema.Values)) t.Dispose();
+    }
+
+    [Fact]
+    public void FingerprintDependsOnTheItemsNotOnTheirTensorsIdentity()
+    {
+        string a = TrainingDataFingerprint.Compute(Data);
+        using (var imagesCopy = images.clone())
+        using (var labelsCopy = labels.clone())
+            Assert.Equal(a, TrainingDataFingerprint.Compute(new TensorTrainingData(imagesCopy, labelsCopy)));
+        var changed = labels.data<long>().ToArray();
+        changed[^1] = (changed[^1] + 1) % 10; // the last item is one of the probes
+        using var otherLabel = tensor(changed);
+        Assert.NotEqual(a, TrainingDataFingerprint.Compute(new TensorTrainingData(images, otherLabel)));
+        using var fewer = images.narrow(0, 0, 1);
+        using var fewerLabels = labels.narrow(0, 0, 1);
+        Assert.Matches("^[0-9a-f]{16}$", TrainingDataFingerprint.Compute(new TensorTrainingData(fewer, fewerLabels)));
+    }
+
     public static TheoryData<string, string> BadCheckpoints => new()
     {
         { "truncated", "not a valid safetensors file" },

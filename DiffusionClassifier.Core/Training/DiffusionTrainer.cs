@@ -52,6 +52,7 @@ public sealed class DiffusionTrainer : IDisposable
     private long globalStep;
     private double epochLossSum;
     private long dataCount;
+    private string? dataFingerprint;
     private bool disposed;
 
     /// <summary>Creates a trainer for <paramref name="model"/> starting from its current weights.</summary>
@@ -157,14 +158,14 @@ public sealed class DiffusionTrainer : IDisposable
     /// Trains until <see cref="TrainingOptions.Epochs"/> epochs are complete, continuing from the current position
     /// (a fresh trainer starts at epoch 0; after <see cref="LoadCheckpoint"/> it continues the checkpoint's run).
     /// </summary>
-    /// <param name="data">The training items; after a resume the same items as before (their count is checked).</param>
+    /// <param name="data">The training items; after a resume the same items as before (their count and a fingerprint of 64 evenly spaced items are checked).</param>
     /// <param name="progress">Receives a report after every step, on the training thread.</param>
     /// <param name="cancellationToken">Checked before every step. On cancellation a checkpoint is written (when
     /// <see cref="TrainingOptions.CheckpointPath"/> is set) and then <see cref="OperationCanceledException"/> is thrown;
     /// the trainer stays usable and a later <see cref="Train"/> call continues.</param>
     /// <returns>What this call did.</returns>
     /// <exception cref="ArgumentException">The data is empty, does not fit the model (shape, dtype, value range,
-    /// labels), or its count differs from the checkpoint's.</exception>
+    /// labels), or its count or fingerprint differs from the run's being continued.</exception>
     /// <exception cref="OperationCanceledException">Cancelled (after writing the checkpoint).</exception>
     /// <exception cref="InvalidOperationException">The loss became NaN or infinite; the weights are those before the
     /// failing step and no checkpoint is written for it.</exception>
@@ -177,10 +178,14 @@ public sealed class DiffusionTrainer : IDisposable
             throw new ArgumentException($"The training data is empty (Count = {n}).", nameof(data));
         if (dataCount != 0 && dataCount != n)
             throw new ArgumentException($"The training data has {n} items but the run being continued was trained on {dataCount}; resume with the same data.", nameof(data));
+        string fingerprint = TrainingDataFingerprint.Compute(data);
+        if (dataFingerprint is not null && dataFingerprint != fingerprint)
+            throw new ArgumentException($"The training data has {n} items, as the run being continued, but other items (fingerprint {fingerprint}, the run's {dataFingerprint}); resume with the same items: same source, subset and offset.", nameof(data));
         if (options.NumThreads is int threads)
             set_num_threads(threads);
 
         dataCount = n;
+        dataFingerprint = fingerprint;
         var run = new TrainingRun(n, options.BatchSize, options.Epochs);
         bool wasTraining = Model.training;
         Model.train();
@@ -302,7 +307,7 @@ public sealed class DiffusionTrainer : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         ArgumentException.ThrowIfNullOrEmpty(path);
         var state = new TrainingState(TrainingCheckpoint.Version, epoch, stepInEpoch, globalStep, options.BatchSize, dataCount,
-            epochLossSum, ema?.Updates ?? -1, permutation is not null);
+            epochLossSum, ema?.Updates ?? -1, permutation is not null, dataFingerprint);
         using var rng = generator.get_state();
         var adam = parameters.Select((p, i) => (p.Name, optimizer.States[i])).ToList();
         TrainingCheckpoint.Save(path, Model, Scheduler, options, state, adam, ema?.Shadow, rng, permutation);
@@ -654,6 +659,7 @@ public sealed class DiffusionTrainer : IDisposable
         globalStep = state.GlobalStep;
         epochLossSum = state.EpochLossSum;
         dataCount = state.DataCount;
+        dataFingerprint = state.DataFingerprint;
         WarnAboutChangedOptions(path, checkpoint.Options);
         logger.LogInformation("Resumed from '{Path}': epoch {Epoch}, step {Step} ({StepInEpoch} into the epoch).", path, epoch + 1, globalStep, stepInEpoch);
     }

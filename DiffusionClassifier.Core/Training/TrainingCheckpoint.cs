@@ -265,5 +265,7 @@ internal sealed record AdamSnapshot(Tensor ExpAvg, Tensor ExpAvgSq, long Step);
 /// <param name="EpochLossSum">Sum of the losses of the steps of the epoch in progress.</param>
 /// <param name="EmaUpdates">Updates of the EMA; -1 when the checkpoint has no EMA.</param>
 /// <param name="HasPermutation">Whether the epoch in progress has its item order stored.</param>
+/// <param name="DataFingerprint">The training data's <see cref="TrainingDataFingerprint"/>; null if training never
+/// started or the checkpoint predates it (then only the count is checked on resume).</param>
 internal sealed record TrainingState(int Version, int Epoch, int StepInEpoch, long GlobalStep, int BatchSize,
-    long DataCount, double EpochLossSum, long EmaUpdates, bool HasPermutation);
+    long DataCount, double EpochLossSum, long EmaUpdates, bool HasPermutation, string? DataFingerprint = null);
