@@ -14,7 +14,7 @@ namespace DiffusionClassifier.Benchmarks;
 /// <remarks>The work per image (noise predictions, FLOPs) is what the classifier reported for these digits in a
 /// first call during setup; every call repeats the same seeded draw, so it spends the same. BenchmarkDotNet asks for
 /// the workload on a fresh instance after the run: the measured work is kept per case for that (in process, the
-/// default here). A case not run in this process reports the planned work of <see cref="Estimator.Default"/>, which
+/// default here). A case not run in this process reports the planned work of <see cref="Estimator.NoExit"/>, which
 /// is an upper bound with the early exit.</remarks>
 [Config(typeof(ThroughputConfig))]
 public class EarlyExitBenchmarks : IWorkloadBenchmark
@@ -27,8 +27,8 @@ public class EarlyExitBenchmarks : IWorkloadBenchmark
     [Params(20, 50, 100)]
     public int N { get; set; } = 20;
 
-    /// <summary>Without (<see cref="Estimator.Default"/>) or with (<see cref="Estimator.EarlyExit"/>) the early exit.</summary>
-    [Params(Estimator.Default, Estimator.EarlyExit)]
+    /// <summary>Without (<see cref="Estimator.NoExit"/>) or with (<see cref="Estimator.Default"/>) the early exit.</summary>
+    [Params(Estimator.NoExit, Estimator.Default)]
     public Estimator Estimator { get; set; } = Estimator.Default;
 
     /// <summary>Digits per call.</summary>

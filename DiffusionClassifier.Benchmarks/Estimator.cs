@@ -7,10 +7,12 @@ public enum Estimator
 {
     /// <summary><see cref="BayesClassifierOptions.Reference"/>: random t, full network per class, no pruning.</summary>
     Reference,
-    /// <summary><see cref="BayesClassifierOptions.Default"/>: stratified t, shared trunk, pruning in stages.</summary>
+    /// <summary><see cref="BayesClassifierOptions.Default"/>: stratified t, shared trunk, pruning in stages and the
+    /// sequential early exit at error rate 0.05 (docs/early-exit.md; on by default since 2026-12-07).</summary>
     Default,
-    /// <summary><see cref="Default"/> plus the sequential early exit at error rate 0.05 (docs/early-exit.md).</summary>
-    EarlyExit,
+    /// <summary><see cref="Default"/> without the early exit: every image gets the planned work (the default before
+    /// 2026-12-07).</summary>
+    NoExit,
 }
 
 /// <summary>Maps <see cref="Estimator"/> to options.</summary>
@@ -22,7 +24,7 @@ public static class Estimators
     {
         Estimator.Reference => BayesClassifierOptions.Reference,
         Estimator.Default => BayesClassifierOptions.Default,
-        Estimator.EarlyExit => BayesClassifierOptions.Default with { EarlyExit = new Classification.EarlyExit { ErrorRate = 0.05 } },
+        Estimator.NoExit => BayesClassifierOptions.Default with { EarlyExit = null },
         _ => throw new ArgumentOutOfRangeException(nameof(estimator), estimator, "Unknown estimator."),
     };
 }

@@ -19,14 +19,18 @@ public static class CompareCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
+    // The default options without their early exit: every image then costs the planned work, which the FLOP rate
+    // needs, and the reference script has no exit to compare with.
+    private static readonly BayesClassifierOptions NoExit = BayesClassifierOptions.Default with { EarlyExit = null };
+
     /// <summary>Our classifier measurements: JSON method name, title, options, and whether a call takes a batch.</summary>
     private static readonly (string Method, string Title, BayesClassifierOptions Options, bool Batched)[] PredictMethods =
     [
         ("predict-reference", "Predict, Reference options", BayesClassifierOptions.Reference, false),
-        ("predict-default-f32", "Predict, Default options, Float32", BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 }, false),
-        ("predict-batch-default-f32", "PredictBatch, Default options, Float32", BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 }, true),
-        ("predict-default", "Predict, Default options (precision Auto)", BayesClassifierOptions.Default, false),
-        ("predict-batch-default", "PredictBatch, Default options (precision Auto)", BayesClassifierOptions.Default, true),
+        ("predict-default-f32", "Predict, Default options, Float32", NoExit with { Precision = InferencePrecision.Float32 }, false),
+        ("predict-batch-default-f32", "PredictBatch, Default options, Float32", NoExit with { Precision = InferencePrecision.Float32 }, true),
+        ("predict-default", "Predict, Default options (precision Auto)", NoExit, false),
+        ("predict-batch-default", "PredictBatch, Default options (precision Auto)", NoExit, true),
     ];
 
     /// <summary>Runs the comparison and writes the report.</summary>

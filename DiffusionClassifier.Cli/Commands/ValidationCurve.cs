@@ -48,7 +48,8 @@ internal sealed class ValidationCurve : IDisposable
     {
         var clock = Stopwatch.StartNew();
         using var model = trainer.CreateModel(useEma: trainer.HasEma);
-        using var classifier = new BayesClassifier(model, trainer.Scheduler, BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 });
+        using var classifier = new BayesClassifier(model, trainer.Scheduler,
+            BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32, EarlyExit = null }); // as the committed curves
         var predictions = classifier.PredictBatch(data.Images, Samples);
         var labels = data.Labels.data<long>().ToArray();
         int correct = predictions.Zip(labels).Count(p => p.First.Label == p.Second);

@@ -39,7 +39,7 @@ internal sealed class ClassifierOptionsBinder
 
     private readonly Option<EarlyExitOverride?> earlyExit = new("--early-exit")
     {
-        Description = "Override the sequential early exit: 'none', or 'rate[:first[:growth]]' (e.g. 0.01:4:1.5 = stop an image once a paired t-test decides its label at an overall error rate of 1%, testing after 4 samples and then at counts growing 1.5x). See docs/early-exit.md.",
+        Description = "Override the sequential early exit: 'none' (spend all n samples on every image), or 'rate[:first[:growth]]' (e.g. 0.01:4:1.5 = stop an image once a paired t-test decides its label at an overall error rate of 1%, testing after 4 samples and then at counts growing 1.5x). The preset default has 0.05:4:1.5, reference has none. See docs/early-exit.md.",
         HelpName = "none|rate[:first[:growth]]",
         CustomParser = ParseEarlyExit,
     };
@@ -172,27 +172,13 @@ internal sealed class ClassifierOptionsBinder
     private static EarlyExitOverride? ParseEarlyExit(ArgumentResult result)
     {
         string text = result.Tokens.Count == 1 ? result.Tokens[0].Value.Trim() : "";
-        if (text.Equals("none", StringComparison.OrdinalIgnoreCase))
+        if (text.Equals(EarlyExit.None, StringComparison.OrdinalIgnoreCase))
             return new EarlyExitOverride(null);
-        var pieces = text.Split(':', StringSplitOptions.TrimEntries);
-        var defaults = new EarlyExit();
-        double rate = 0, growth = defaults.LookGrowth;
-        int first = defaults.FirstLook;
-        if (pieces.Length > 3
-            || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out rate)
-            || (pieces.Length >= 2 && !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out first))
-            || (pieces.Length == 3 && !double.TryParse(pieces[2], NumberStyles.Float, CultureInfo.InvariantCulture, out growth)))
-        {
-            result.AddError($"--early-exit: '{text}' is not 'rate[:first[:growth]]' (e.g. 0.01:4:1.5); use 'none' to turn it off.");
-            return null;
-        }
-        var exit = new EarlyExit { ErrorRate = rate, FirstLook = first, LookGrowth = growth };
         try
         {
-            exit.Validate();
-            return new EarlyExitOverride(exit);
+            return new EarlyExitOverride(EarlyExit.Parse(text));
         }
-        catch (ArgumentOutOfRangeException e)
+        catch (Exception e) when (e is FormatException or ArgumentOutOfRangeException)
         {
             result.AddError($"--early-exit: {e.Message}");
             return null;

@@ -130,11 +130,11 @@ public class BenchmarkSmokeTests
 
     [Theory]
     [InlineData(Estimator.Reference, 20)]
-    [InlineData(Estimator.Default, 20)]
-    [InlineData(Estimator.Default, 50)]
-    [InlineData(Estimator.Default, 100)]
+    [InlineData(Estimator.NoExit, 20)]
+    [InlineData(Estimator.NoExit, 50)]
+    [InlineData(Estimator.NoExit, 100)]
     [InlineData(Estimator.Reference, 7)]
-    [InlineData(Estimator.Default, 7)]
+    [InlineData(Estimator.NoExit, 7)]
     public void PredictWorkloadMatchesWhatTheClassifierReports(Estimator estimator, int n)
     {
         var config = new ConditionalUNetConfig(1, 8, 10, 8, 8);
@@ -159,14 +159,14 @@ public class BenchmarkSmokeTests
         try
         {
             var spent = new Dictionary<Estimator, Workload>();
-            foreach (var estimator in new[] { Estimator.Default, Estimator.EarlyExit })
+            foreach (var estimator in new[] { Estimator.NoExit, Estimator.Default })
             {
                 var bench = new EarlyExitBenchmarks { N = 20, Estimator = estimator };
                 bench.Setup();
                 try { bench.PredictBatch(); }
                 finally { bench.Cleanup(); }
                 // The precision column finds what this case's classifier ran in (Auto is resolved per machine). The
-                // smoke test of every method also sets up the N = 20 Default case; the EarlyExit case is this test's own.
+                // smoke test of every method also sets up the N = 20 NoExit case; the Default case is this test's own.
                 var benchmarkCase = BenchmarkConverter.TypeToBenchmarks(typeof(EarlyExitBenchmarks)).BenchmarksCases
                     .Single(c => c.Parameters["N"] is 20 && Equals(c.Parameters["Estimator"], estimator));
                 Assert.Contains(PrecisionColumn.Find(benchmarkCase), new[] { "float32", "bfloat16" });
@@ -179,11 +179,11 @@ public class BenchmarkSmokeTests
             // Smoke: 2 digits at n = 5. Without the exit the work is the planned one; with it, never more.
             using var loaded = DiffusionClassifier.Pretrained.PretrainedModels.LoadMnistDefault();
             var config = loaded.Model.Config;
-            var (evaluations, trunks) = FlopCounter.PredictEvaluations(config.Classes, 5, BayesClassifierOptions.Default);
-            Assert.Equal(2, spent[Estimator.Default].Images);
-            Assert.Equal(evaluations, spent[Estimator.Default].EvaluationsPerImage);
-            Assert.Equal(2 * FlopCounter.TrunkAndHeads(config, trunks, evaluations), spent[Estimator.Default].Flops, 1e-6);
-            Assert.InRange(spent[Estimator.EarlyExit].EvaluationsPerImage, 1, evaluations);
+            var (evaluations, trunks) = FlopCounter.PredictEvaluations(config.Classes, 5, Estimator.NoExit.Options());
+            Assert.Equal(2, spent[Estimator.NoExit].Images);
+            Assert.Equal(evaluations, spent[Estimator.NoExit].EvaluationsPerImage);
+            Assert.Equal(2 * FlopCounter.TrunkAndHeads(config, trunks, evaluations), spent[Estimator.NoExit].Flops, 1e-6);
+            Assert.InRange(spent[Estimator.Default].EvaluationsPerImage, 1, evaluations);
         }
         finally
         {
@@ -200,11 +200,11 @@ public class BenchmarkSmokeTests
         BenchmarkEnvironment.Smoke = true;
         try
         {
-            var bench = new GeneratedRunnable { N = 50, Estimator = Estimator.EarlyExit };
+            var bench = new GeneratedRunnable { N = 50, Estimator = Estimator.Default };
             bench.Setup();
             bench.Cleanup();
             var benchmarkCase = BenchmarkConverter.TypeToBenchmarks(typeof(EarlyExitBenchmarks)).BenchmarksCases
-                .Single(c => c.Parameters["N"] is 50 && Equals(c.Parameters["Estimator"], Estimator.EarlyExit));
+                .Single(c => c.Parameters["N"] is 50 && Equals(c.Parameters["Estimator"], Estimator.Default));
             Assert.Contains(PrecisionColumn.Find(benchmarkCase), new[] { "float32", "bfloat16" });
         }
         finally

@@ -173,12 +173,17 @@ public class BayesClassifierTests(ITestOutputHelper output)
         using var model = BayesClassifierReferenceTests.LoudModel();
         using var images = Images(3);
         // Chunks of 8 rows: dozens of network calls per image, three segments (pruning after 4 and 10 of 20 samples).
-        using var classifier = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8 });
+        using var classifier = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8, EarlyExit = null });
         classifier.PredictBatch(images, 20);
         Assert.Equal(3, classifier.HostTransfers);
-        using var unpruned = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8, Pruning = null });
+        using var unpruned = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8, Pruning = null, EarlyExit = null });
         unpruned.PredictBatch(images, 20);
         Assert.Equal(1, unpruned.HostTransfers);
+        // The default's early exit also reads the errors at its looks (after 4, 6, 9 and 14 samples): at most one
+        // transfer per segment between looks and stage boundaries, 6, still not one per chunk.
+        using var early = new BayesClassifier(model, Scheduler, Default32 with { ChunkSize = 8 });
+        early.PredictBatch(images, 20);
+        Assert.InRange(early.HostTransfers, 1, 6);
     }
 
     [Fact]

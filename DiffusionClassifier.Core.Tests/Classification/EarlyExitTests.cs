@@ -35,9 +35,38 @@ public class EarlyExitTests
     }
 
     [Fact]
+    public void TheDefaultEstimatorHasTheExitAndTheReferenceHasNone()
+    {
+        // Chosen on the validation split (docs/early-exit.md): error rate 0.05, looks from 4 growing 1.5x.
+        Assert.Equal(new EarlyExit { ErrorRate = 0.05, FirstLook = 4, LookGrowth = 1.5 }, BayesClassifierOptions.Default.EarlyExit);
+        Assert.Null(BayesClassifierOptions.Reference.EarlyExit);
+    }
+
+    [Theory]
+    [InlineData("0.05", 0.05, 4, 1.5)]
+    [InlineData(" 0.01:6 ", 0.01, 6, 1.5)]
+    [InlineData("0.2:2:1", 0.2, 2, 1.0)]
+    public void ParseReadsWhatToSpecWrites(string text, double rate, int first, double growth)
+    {
+        var exit = EarlyExit.Parse(text);
+        Assert.Equal(new EarlyExit { ErrorRate = rate, FirstLook = first, LookGrowth = growth }, exit);
+        Assert.Equal(exit, EarlyExit.Parse(exit.ToSpec()));
+    }
+
+    [Fact]
+    public void ParseRejectsBadTextWithTheSetting()
+    {
+        Assert.Contains("'often' is not 'rate[:first[:growth]]'", Assert.Throws<FormatException>(() => EarlyExit.Parse("often")).Message);
+        Assert.Throws<FormatException>(() => EarlyExit.Parse("0.01:4:1.5:2"));
+        Assert.Throws<FormatException>(() => EarlyExit.Parse(EarlyExit.None));
+        Assert.Equal("ErrorRate", Assert.Throws<ArgumentOutOfRangeException>(() => EarlyExit.Parse("0.7")).ParamName);
+        Assert.Equal("FirstLook", Assert.Throws<ArgumentOutOfRangeException>(() => EarlyExit.Parse("0.01:1")).ParamName);
+    }
+
+    [Fact]
     public void TheCriticalValueIsABonferroniBoundOverTheComparisons() =>
-        // 1 - 0.01 / 36, 5 degrees of freedom.
-        Assert.Equal(StudentT.Quantile(1 - 0.01 / 36, 5), new EarlyExit().CriticalValue(6, 36), 12);
+        // 1 - 0.05 / 36 (the default error rate), 5 degrees of freedom.
+        Assert.Equal(StudentT.Quantile(1 - 0.05 / 36, 5), new EarlyExit().CriticalValue(6, 36), 12);
 
     [Fact]
     public void TheComparisonsCountTheRivalsLeftAtEachLook()

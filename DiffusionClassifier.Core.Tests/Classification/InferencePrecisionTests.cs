@@ -78,6 +78,8 @@ public class InferencePrecisionTests(ITestOutputHelper output)
         // Decided once per process for a network: a second classifier gets the same decision object.
         using var again = new BayesClassifier(model, scheduler, BayesClassifierOptions.Default);
         Assert.Same(auto.PrecisionDecision, again.PrecisionDecision);
+        // The public reason names the chosen precision and says it was Auto's choice.
+        Assert.StartsWith((auto.Precision == InferencePrecision.BFloat16 ? "bfloat16" : "float32") + " (Auto: ", auto.PrecisionReason);
         var resolved = auto.Precision;
         using var same = new BayesClassifier(model, scheduler, BayesClassifierOptions.Default with { Precision = resolved });
         using var other = new BayesClassifier(model, scheduler, BayesClassifierOptions.Default with

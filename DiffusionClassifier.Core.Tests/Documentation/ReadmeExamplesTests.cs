@@ -55,7 +55,7 @@ public partial class ReadmeExamplesTests
         using var net = new ConditionalUNet(ConditionalUNetConfig.Mnist(features: 32));
         var scheduler = new DdpmScheduler();                     // T = 400, betas 1e-4 .. 0.02
         using var trainer = new DiffusionTrainer(net, scheduler, new TrainingOptions { CheckpointPath = "ckpt.safetensors" });
-        trainer.Train(new TensorTrainingData(dataset.Images, dataset.Labels));
+        trainer.Train(ITrainingData.FromTensors(dataset.Images, dataset.Labels));
         trainer.SaveModel("model.safetensors", useEma: true);
 
         using var loaded = ModelFile.Load("model.safetensors");
@@ -85,7 +85,7 @@ public partial class ReadmeExamplesTests
     private static void HostConfiguration(HostBuilder builder)
     {
         // appsettings.json: { "DiffusionClassifier": { "Classifier": { "Pruning": "0.2:3,0.5:2", "Device": "auto",
-        //                     "EarlyExit": { "ErrorRate": 0.05 } }, "Sampler": { "GuidanceWeight": 2 }, "Training": { "Epochs": 16 } } }
+        //                     "EarlyExit": "none" }, "Sampler": { "GuidanceWeight": 2 }, "Training": { "Epochs": 16 } } }
         builder.Services.AddDiffusionClassifierOptions(builder.Configuration.GetSection("DiffusionClassifier"))
                         .AddBayesClassifier();   // one thread-safe classifier on the built-in model, or AddBayesClassifier("model.safetensors")
         // Inject BayesClassifier, or IOptions<BayesClassifierOptions>, IOptions<GuidedSamplerOptions>, IOptions<TrainingOptions>.

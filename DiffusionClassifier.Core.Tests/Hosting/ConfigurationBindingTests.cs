@@ -28,7 +28,7 @@ public sealed class ConfigurationBindingTests
         using var provider = Provider("""
             { "DiffusionClassifier": {
                 "Classifier": { "TimestepStrategy": "random", "ShareTrunk": false, "Pruning": "0.25:2", "ChunkSize": 32,
-                                "EarlyExit": { "ErrorRate": 0.05 }, "Seed": 7, "ErrorMetric": "L1", "Precision": "Float32",
+                                "EarlyExit": { "ErrorRate": 0.01 }, "Seed": 7, "ErrorMetric": "L1", "Precision": "Float32",
                                 "Temperature": 1.5, "Device": "cpu" },
                 "Sampler": { "GuidanceWeight": 0.5, "ChunkSize": 16, "CaptureEvery": 100, "Device": "auto" },
                 "Training": { "Epochs": 3, "LearningRate": 0.001, "LearningRateSchedule": "LinearPerStep",
@@ -38,7 +38,7 @@ public sealed class ConfigurationBindingTests
         Assert.Equal(BayesClassifierOptions.Default with
         {
             TimestepStrategy = TimestepStrategy.Random, ShareTrunk = false, Pruning = c.Pruning, ChunkSize = 32,
-            EarlyExit = new EarlyExit { ErrorRate = 0.05 }, Seed = 7, ErrorMetric = ErrorMetric.L1,
+            EarlyExit = new EarlyExit { ErrorRate = 0.01 }, Seed = 7, ErrorMetric = ErrorMetric.L1,
             Precision = InferencePrecision.Float32, Temperature = 1.5, Device = "cpu",
         }, c);
         Assert.Equal("0.25:2", c.Pruning!.ToSpec());
@@ -52,7 +52,7 @@ public sealed class ConfigurationBindingTests
     }
 
     [Fact]
-    public void AbsentKeysKeepTheDocumentedDefaultsAndNoneTurnsPruningOff()
+    public void AbsentKeysKeepTheDocumentedDefaultsAndNoneTurnsPruningAndTheExitOff()
     {
         using (var provider = Provider("{}"))
         {
@@ -62,6 +62,11 @@ public sealed class ConfigurationBindingTests
         }
         using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "Pruning": "None" } } }"""))
             Assert.Null(provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value.Pruning);
+        using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "EarlyExit": "none" } } }"""))
+            Assert.Null(provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value.EarlyExit);
+        using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "EarlyExit": "0.01:5:2" } } }"""))
+            Assert.Equal(new EarlyExit { ErrorRate = 0.01, FirstLook = 5, LookGrowth = 2 },
+                provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value.EarlyExit);
     }
 
     [Fact]

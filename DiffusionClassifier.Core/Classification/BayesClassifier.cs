@@ -127,7 +127,11 @@ public sealed class BayesClassifier : IDisposable
 
     /// <summary>Why <see cref="Precision"/> was chosen, with the probe's measurements when
     /// <see cref="InferencePrecision.Auto"/> ran one.</summary>
-    public PrecisionDecision PrecisionDecision { get; }
+    internal PrecisionDecision PrecisionDecision { get; }
+
+    /// <summary>Why <see cref="Precision"/> was chosen, in words (with the probe's speed-up and score error when
+    /// <see cref="InferencePrecision.Auto"/> ran one); also logged at Information level.</summary>
+    public string PrecisionReason => PrecisionDecision.ToString();
 
     /// <summary>Classifies one image.</summary>
     /// <param name="image">Pixels in [0, 1], float32 or float64, shape [C, H, W], [1, C, H, W], or [H, W] when C = 1;

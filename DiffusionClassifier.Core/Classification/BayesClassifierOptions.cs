@@ -40,9 +40,11 @@ public sealed record BayesClassifierOptions
 
     /// <summary>
     /// The sequential early exit: stop an image once a paired test says its label is decided at the stated error
-    /// rate, before n samples. Null (default) spends n samples on every image.
+    /// rate, before n samples; null spends n samples on every image. Default: <c>new EarlyExit()</c> (error rate 0.05,
+    /// looks after 4 samples growing 1.5x). On the built-in model's 5,000 validation digits it kept every label of the
+    /// run without it at N = 20 and N = 50 and spent 20% and 37% fewer noise predictions (docs/early-exit.md).
     /// </summary>
-    public EarlyExit? EarlyExit { get; init; }
+    public EarlyExit? EarlyExit { get; init; } = new EarlyExit();
 
     /// <summary>
     /// Rows (image, sample, class) per network call. Samples are never split across calls, so a call holds at least
@@ -64,7 +66,7 @@ public sealed record BayesClassifierOptions
     /// The network's floating-point type. When the model's parameters have another dtype (or live on another
     /// device than <see cref="Device"/>), the classifier runs a private converted copy. Default
     /// <see cref="InferencePrecision.Auto"/>: bfloat16 only where a probe on the running machine shows it clearly faster
-    /// and accurate enough, float32 elsewhere (<see cref="BayesClassifier.PrecisionDecision"/> says why).
+    /// and accurate enough, float32 elsewhere (<see cref="BayesClassifier.PrecisionReason"/> says why).
     /// </summary>
     public InferencePrecision Precision { get; init; } = InferencePrecision.Auto;
 
@@ -94,6 +96,7 @@ public sealed record BayesClassifierOptions
         TimestepStrategy = TimestepStrategy.Random,
         ShareTrunk = false,
         Pruning = null,
+        EarlyExit = null,
         Precision = InferencePrecision.Float32,
     };
 

@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using System.Globalization;
+
 namespace DiffusionClassifier.Classification;
 
 /// <summary>
@@ -19,10 +22,16 @@ namespace DiffusionClassifier.Classification;
 /// <para>Looks happen after <see cref="FirstLook"/> samples and then at counts growing by <see cref="LookGrowth"/>
 /// (rounded, at least one more each time), below n. Pruning still applies at its own stage boundaries.</para>
 /// </remarks>
+[TypeConverter(typeof(EarlyExitConverter))]
 public sealed record EarlyExit
 {
-    /// <summary>The overall probability that the exit decides differently from spending all samples would in the limit. Default 0.01.</summary>
-    public double ErrorRate { get; init; } = 0.01;
+    /// <summary>The text that means "no early exit" to <see cref="TypeConverter"/>-based readers such as configuration
+    /// binding (a null <see cref="BayesClassifierOptions.EarlyExit"/>).</summary>
+    public const string None = "none";
+
+    /// <summary>The overall probability that the exit decides differently from spending all samples would in the limit.
+    /// Default 0.05, chosen on the validation split (docs/early-exit.md).</summary>
+    public double ErrorRate { get; init; } = 0.05;
 
     /// <summary>The first look, in samples (at least 2: the test needs a variance). Default 4.</summary>
     public int FirstLook { get; init; } = 4;
@@ -78,6 +87,34 @@ public sealed record EarlyExit
     /// <param name="comparisons">The comparisons over all looks (see <see cref="Comparisons"/>), at least 1.</param>
     internal double CriticalValue(int samples, int comparisons) =>
         StudentT.Quantile(1 - ErrorRate / comparisons, samples - 1);
+
+    /// <summary>Reads <c>rate[:first[:growth]]</c>, e.g. <c>0.05</c> or <c>0.01:4:1.5</c>; omitted parts keep their
+    /// defaults. The result is validated.</summary>
+    /// <param name="text">The settings.</param>
+    /// <returns>The early exit.</returns>
+    /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
+    /// <exception cref="FormatException">The text is not <c>rate[:first[:growth]]</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A setting is out of range (see <see cref="Validate"/>).</exception>
+    public static EarlyExit Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var pieces = text.Trim().Split(':', StringSplitOptions.TrimEntries);
+        var defaults = new EarlyExit();
+        double rate = 0, growth = defaults.LookGrowth;
+        int first = defaults.FirstLook;
+        if (pieces.Length > 3
+            || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out rate)
+            || (pieces.Length >= 2 && !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out first))
+            || (pieces.Length == 3 && !double.TryParse(pieces[2], NumberStyles.Float, CultureInfo.InvariantCulture, out growth)))
+            throw new FormatException($"'{text.Trim()}' is not 'rate[:first[:growth]]' (e.g. 0.05:4:1.5); use '{None}' to turn it off.");
+        var exit = new EarlyExit { ErrorRate = rate, FirstLook = first, LookGrowth = growth };
+        exit.Validate();
+        return exit;
+    }
+
+    /// <summary>The settings in the form <see cref="Parse"/> reads, e.g. <c>0.05:4:1.5</c>.</summary>
+    /// <returns>The text.</returns>
+    public string ToSpec() => string.Create(CultureInfo.InvariantCulture, $"{ErrorRate:R}:{FirstLook}:{LookGrowth:R}");
 
     /// <inheritdoc />
     public override string ToString() =>

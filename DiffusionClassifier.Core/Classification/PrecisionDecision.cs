@@ -15,7 +15,7 @@ namespace DiffusionClassifier.Classification;
 /// <param name="ScoreError">How much bfloat16 moved the class scores: the RMS of the change of the centred per-class
 /// errors divided by their RMS in float32 (0 = identical decisions, 1 = an error as large as the signal); null when
 /// no probe ran.</param>
-public sealed record PrecisionDecision(
+internal sealed record PrecisionDecision(
     InferencePrecision Requested,
     InferencePrecision Chosen,
     string Reason,

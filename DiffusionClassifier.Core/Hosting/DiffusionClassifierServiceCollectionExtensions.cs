@@ -19,14 +19,15 @@ namespace DiffusionClassifier.Hosting;
 /// builder.Services.AddDiffusionClassifierOptions(builder.Configuration.GetSection("DiffusionClassifier"))
 ///                 .AddBayesClassifier();            // the built-in MNIST model, or AddBayesClassifier("model.safetensors")
 /// // appsettings.json: { "DiffusionClassifier": { "Classifier": { "Pruning": "0.2:3,0.5:2", "Device": "auto",
-/// //                     "EarlyExit": { "ErrorRate": 0.05 } }, "Sampler": { "GuidanceWeight": 2 }, "Training": { "Epochs": 16 } } }
+/// //                     "EarlyExit": { "ErrorRate": 0.01 } }, "Sampler": { "GuidanceWeight": 2 }, "Training": { "Epochs": 16 } } }
 /// </code>
 /// </summary>
 /// <remarks>
 /// Keys are the property names (case-insensitive); absent keys keep the documented defaults. Enums take their names
 /// (<c>"Precision": "Float32"</c>), <see cref="BayesClassifierOptions.Pruning"/> takes <c>fraction:keep,...</c> or
 /// <c>none</c> (<see cref="PruningSchedule.Parse"/>), <see cref="TrainingOptions.CheckpointInterval"/> a TimeSpan
-/// (<c>"00:10:00"</c>), and the early exit is on when its section has a key (e.g. <c>ErrorRate</c>). Every record is
+/// (<c>"00:10:00"</c>), and <see cref="BayesClassifierOptions.EarlyExit"/> its keys (e.g. <c>ErrorRate</c>), one value
+/// <c>rate[:first[:growth]]</c> (<see cref="EarlyExit.Parse"/>) or <c>none</c> to turn it off. Every record is
 /// checked by its own <c>Validate()</c> when it is first read and, under a generic host, at start
 /// (<c>ValidateOnStart</c>): a failure is an <see cref="OptionsValidationException"/> whose message is the one the
 /// constructors give for the same value.

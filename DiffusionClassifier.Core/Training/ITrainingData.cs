@@ -17,4 +17,15 @@ public interface ITrainingData
     /// <returns>Images float32 [B, C, H, W] with values in [0, 1] and labels int64 [B], B = indices.Length, as new
     /// tensors on any device. The caller owns and disposes them.</returns>
     (Tensor Images, Tensor Labels) GetBatch(long[] indices);
+
+    /// <summary>
+    /// Training data over tensors already in memory, after checking their shapes, dtypes and value ranges. It keeps
+    /// references to the tensors and does not own them: keep them alive while training and dispose them afterwards.
+    /// Its <see cref="GetBatch"/> may be called from several threads at once.
+    /// </summary>
+    /// <param name="images">float32 [N, C, H, W], values in [0, 1], N &gt;= 1.</param>
+    /// <param name="labels">int64 [N], values &gt;= 0.</param>
+    /// <exception cref="ArgumentNullException"><paramref name="images"/> or <paramref name="labels"/> is null.</exception>
+    /// <exception cref="ArgumentException">A shape, dtype or value is wrong; the message says which.</exception>
+    static ITrainingData FromTensors(Tensor images, Tensor labels) => new TensorTrainingData(images, labels);
 }

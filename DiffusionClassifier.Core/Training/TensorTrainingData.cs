@@ -4,12 +4,12 @@ using static TorchSharp.torch;
 namespace DiffusionClassifier.Training;
 
 /// <summary>
-/// <see cref="ITrainingData"/> over tensors already in memory: images float32 [N, C, H, W] in [0, 1] and labels
+/// <see cref="ITrainingData"/> over tensors already in memory (<see cref="ITrainingData.FromTensors"/>): images float32 [N, C, H, W] in [0, 1] and labels
 /// int64 [N]. It keeps references to the tensors and does not own them: the caller keeps them alive while training
 /// and disposes them afterwards. Safe for concurrent reads.
 /// </summary>
 /// <remarks>Thread safety: <see cref="GetBatch"/> may be called from several threads at once (it only reads the tensors); disposing the tensors must not race with it.</remarks>
-public sealed class TensorTrainingData : ITrainingData
+internal sealed class TensorTrainingData : ITrainingData
 {
     private readonly Tensor images;
     private readonly Tensor labels;
