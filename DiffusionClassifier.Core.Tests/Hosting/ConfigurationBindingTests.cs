@@ -112,6 +112,15 @@ public sealed class ConfigurationBindingTests
     }
 
     [Fact]
+    public void ATextThatIsNotAnEarlyExitSaysWhatItExpects()
+    {
+        using var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "EarlyExit": "often" } } }""");
+        var e = Assert.Throws<InvalidOperationException>(() => provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value);
+        Assert.Contains("Classifier:EarlyExit", e.Message);
+        Assert.Contains("'often' is not 'rate[:first[:growth]]'", e.InnerException?.Message ?? "");
+    }
+
+    [Fact]
     public void TheRegisteredClassifierUsesTheBoundOptionsAndTheContainerDisposesIt()
     {
         BayesClassifier classifier;

@@ -41,8 +41,7 @@ public sealed record BayesClassifierOptions
     /// <summary>
     /// The sequential early exit: stop an image once a paired test says its label is decided at the stated error
     /// rate, before n samples; null spends n samples on every image. Default: <c>new EarlyExit()</c> (error rate 0.05,
-    /// looks after 4 samples growing 1.5x). On the built-in model's 5,000 validation digits it kept every label of the
-    /// run without it at N = 20 and N = 50 and spent 20% and 37% fewer noise predictions (docs/early-exit.md).
+    /// looks after 4 samples growing 1.5x), chosen on the validation split (docs/early-exit.md).
     /// </summary>
     public EarlyExit? EarlyExit { get; init; } = new EarlyExit();
 
