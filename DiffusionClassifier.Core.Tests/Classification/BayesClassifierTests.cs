@@ -259,6 +259,25 @@ public class BayesClassifierTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void AWideMarginPrunesAsTheKeepAloneAndANarrowOneSpendsLess()
+    {
+        using var model = BayesClassifierReferenceTests.LoudModel();
+        using var image = rand(8, 8, generator: new Generator(5));
+        var options = BayesClassifierOptions.Default with { EarlyExit = null };
+        using var keepOnly = new BayesClassifier(model, Scheduler, options with { Pruning = PruningSchedule.Parse("0.2:3,0.5:2") });
+        using var wide = new BayesClassifier(model, Scheduler, options with { Pruning = PruningSchedule.Parse("0.2:3:1000,0.5:2") });
+        using var narrow = new BayesClassifier(model, Scheduler, options with { Pruning = PruningSchedule.Parse("0.1:10:0,0.5:2") });
+        var expected = keepOnly.Predict(image, 20);
+        PredictionAssert.Identical(expected, wide.Predict(image, 20));
+        var p = narrow.Predict(image, 20);
+        // A margin of 0 leaves the leader alone after 2 samples (unless a rival ties it in log terms).
+        Assert.True(p.NetworkEvaluations < expected.NetworkEvaluations, $"{p.NetworkEvaluations} vs {expected.NetworkEvaluations}");
+        Assert.DoesNotContain(p.Label, p.PrunedClasses);
+        Assert.All(p.PrunedClasses, c => Assert.Equal(2, p.SamplesPerClass[c]));
+        Assert.Equal(p.SamplesPerClass.Sum(), p.NetworkEvaluations);
+    }
+
+    [Fact]
     public void ArrayOverloadsEqualTheTensorOverload()
     {
         using var model = BayesClassifierReferenceTests.LoudModel();

@@ -1,4 +1,5 @@
 using DiffusionClassifier.Classification;
+using static DiffusionClassifier.Tests.Classification.PruningBoundaries;
 
 namespace DiffusionClassifier.Tests.Classification;
 
@@ -73,14 +74,14 @@ public class EarlyExitTests
     {
         // n = 20, looks 4, 6, 9, 14; no pruning: 4 looks x 9 rivals.
         var looks = new EarlyExit().Looks(20);
-        Assert.Equal(36, EarlyExit.Comparisons(looks, Array.Empty<(int, int)>(), 10));
+        Assert.Equal(36, EarlyExit.Comparisons(looks, Array.Empty<PruningBoundary>(), 10));
         // Default pruning at n = 20 (after 4 keep 3, after 10 keep 2): the look at 4 sees 2 rivals (pruning at the
         // same boundary runs first), 6 and 9 see 2, 14 sees 1.
-        Assert.Equal(2 + 2 + 2 + 1, EarlyExit.Comparisons(looks, new[] { (4, 3), (10, 2) }, 10));
+        Assert.Equal(2 + 2 + 2 + 1, EarlyExit.Comparisons(looks, Boundaries((4, 3), (10, 2)), 10));
         // A look before the first stage sees every class.
-        Assert.Equal(9 + 1, EarlyExit.Comparisons(new[] { 2, 8 }, new[] { (4, 2) }, 10));
+        Assert.Equal(9 + 1, EarlyExit.Comparisons(new[] { 2, 8 }, Boundaries((4, 2)), 10));
         // Down to one class: nothing left to compare, but never a zero divisor.
-        Assert.Equal(1, EarlyExit.Comparisons(new[] { 6 }, new[] { (4, 1) }, 10));
+        Assert.Equal(1, EarlyExit.Comparisons(new[] { 6 }, Boundaries((4, 1)), 10));
     }
 
     [Fact]
@@ -104,7 +105,7 @@ public class EarlyExitTests
         var offsets = Enumerable.Range(0, n).Select(_ => rng.NextDouble() * 100 - 50).ToArray();
         var errors = Matrix(1, n, classes, (_, j, c) => offsets[j] + (c == 2 ? 0 : 5 + c) + rng.NextDouble() * 0.5);
         var evaluator = new MatrixEvaluator(errors);
-        var t = StagedEvaluation.Run(1, n, classes, Array.Empty<(int, int)>(), 64, evaluator, CancellationToken.None, new EarlyExit(), recordSamples: true)[0];
+        var t = StagedEvaluation.Run(1, n, classes, Array.Empty<PruningBoundary>(), 64, evaluator, CancellationToken.None, new EarlyExit(), recordSamples: true)[0];
         Assert.Equal(StopReason.Decided, t.Stop);
         Assert.Equal(4, t.SamplesEvaluated);
         Assert.Equal(40, evaluator.Rows);
@@ -126,7 +127,7 @@ public class EarlyExitTests
             int m = rng.Next(2, 30), classes = rng.Next(2, 8);
             var means = Enumerable.Range(0, classes).Select(_ => rng.NextDouble()).ToArray();
             var errors = Matrix(1, m, classes, (_, j, c) => 20 + 10 * Math.Sin(j) + means[c] + 0.3 * Gaussian(rng));
-            var t = StagedEvaluation.Run(1, m, classes, Array.Empty<(int, int)>(), 64, new MatrixEvaluator(errors), CancellationToken.None, recordSamples: true)[0];
+            var t = StagedEvaluation.Run(1, m, classes, Array.Empty<PruningBoundary>(), 64, new MatrixEvaluator(errors), CancellationToken.None, recordSamples: true)[0];
             var survivors = Enumerable.Range(0, classes).ToArray();
             int leader = survivors.OrderBy(c => errors[0].Sum(row => row[c])).First();
             double smallest = survivors.Where(b => b != leader).Min(b =>
@@ -149,7 +150,7 @@ public class EarlyExitTests
         var rng = new Random(11);
         var errors = Matrix(images, n, classes, (_, _, _) => -Math.Log(1 - rng.NextDouble()));
         var exit = new EarlyExit { ErrorRate = 0.05, FirstLook = 3, LookGrowth = 1.3 };
-        var tallies = StagedEvaluation.Run(images, n, classes, Array.Empty<(int, int)>(), 256, new MatrixEvaluator(errors), CancellationToken.None, exit);
+        var tallies = StagedEvaluation.Run(images, n, classes, Array.Empty<PruningBoundary>(), 256, new MatrixEvaluator(errors), CancellationToken.None, exit);
         int stopped = tallies.Count(t => t.Stop == StopReason.Decided);
         Assert.True(stopped <= 0.05 * images, $"{stopped} of {images} stopped under the null");
     }
@@ -162,7 +163,7 @@ public class EarlyExitTests
         int images = 1500, n = 100, classes = 10;
         var rng = new Random(5);
         var errors = Matrix(images, n, classes, (_, _, c) => (c == 0 ? 0 : 0.6) + Gaussian(rng));
-        var stages = BayesClassifierOptions.DefaultPruning.Resolve(n);
+        var stages = BayesClassifierOptions.DefaultPruning.ResolveBoundaries(n);
         var full = StagedEvaluation.Run(images, n, classes, stages, 256, new MatrixEvaluator(errors), CancellationToken.None);
         var early = StagedEvaluation.Run(images, n, classes, stages, 256, new MatrixEvaluator(errors), CancellationToken.None, new EarlyExit { ErrorRate = 0.05 });
         int decided = 0, disagree = 0;

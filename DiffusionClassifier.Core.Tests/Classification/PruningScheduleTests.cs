@@ -40,10 +40,31 @@ public class PruningScheduleTests
         Assert.Contains("-3", e.Message);
     }
 
+    [Fact]
+    public void MarginsAreParsedResolvedAndPrinted()
+    {
+        var s = PruningSchedule.Parse("0.1:10:0.3,0.2:10:0.1,0.5:2");
+        Assert.Equal(new[]
+        {
+            new PruningStage(0.1, 10) { Margin = 0.3 },
+            new PruningStage(0.2, 10) { Margin = 0.1 },
+            new PruningStage(0.5, 2),
+        }, s.Stages);
+        Assert.NotEqual(new PruningStage(0.1, 10), s.Stages[0]); // the margin takes part in equality
+        Assert.Equal(new[] { new PruningBoundary(2, 10, 0.3), new PruningBoundary(4, 10, 0.1), new PruningBoundary(10, 2, null) },
+            s.ResolveBoundaries(20));
+        Assert.Equal(new[] { (2, 10), (4, 10), (10, 2) }, s.Resolve(20));
+        Assert.Equal("0.1n: keep 10 within 0.3, 0.2n: keep 10 within 0.1, 0.5n: keep 2", s.ToString());
+        // Stages that round to the same count: the later one applies, margin included.
+        Assert.Equal(new[] { new PruningBoundary(1, 10, 0.1) }, s.ResolveBoundaries(5).Take(1));
+    }
+
     [Theory]
     [InlineData("0.2:3,0.5:2")]
     [InlineData(" 0.25 : 2 ")]
     [InlineData("1:1")]
+    [InlineData("0.1:10:0.3,0.2:10:0.1,0.5:2")]
+    [InlineData("0.1:3:0")]
     public void TheTextFormRoundTrips(string text)
     {
         var schedule = PruningSchedule.Parse(text);
@@ -62,6 +83,13 @@ public class PruningScheduleTests
     [InlineData("0.2:x", typeof(FormatException), "'0.2:x'")]
     [InlineData("0.5:2,0.2:1", typeof(ArgumentException), "must exceed the previous stage's 0.5")]
     [InlineData("0.2:0", typeof(ArgumentException), "Keep must be at least 1 but is 0")]
+    [InlineData("0.1:10:x", typeof(FormatException), "'0.1:10:x' is not 'fraction:keep' or 'fraction:keep:margin'")]
+    [InlineData("0.1:10:0.3:1", typeof(FormatException), "'0.1:10:0.3:1'")]
+    [InlineData("0.1:10:-0.5", typeof(ArgumentException), "Margin must be finite and at least 0 but is -0.5")]
+    [InlineData("0.1:10:NaN", typeof(ArgumentException), "Margin must be finite and at least 0 but is NaN")]
+    [InlineData("0.1:10:Infinity", typeof(ArgumentException), "Margin must be finite and at least 0 but is")]
+    [InlineData("0.1:3,0.2:3", typeof(ArgumentException), "Keep 3 must be below the previous stage's 3 (or equal to it with a Margin)")]
+    [InlineData("0.1:3:0.2,0.2:4:0.1", typeof(ArgumentException), "Keep 4 must be below the previous stage's 3")]
     public void BadTextSaysWhatIsWrong(string text, Type type, string expected)
     {
         var e = Assert.Throws(type, () => PruningSchedule.Parse(text));

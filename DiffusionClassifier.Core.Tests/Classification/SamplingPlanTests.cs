@@ -12,7 +12,7 @@ public sealed class SamplingPlanTests
         var options = BayesClassifierOptions.Default with { EarlyExit = new EarlyExit() };
         var plan = SamplingPlan.Resolve(options, 20);
         Assert.Equal(20, plan.Samples);
-        Assert.Equal([(4, 3), (10, 2)], plan.Stages);
+        Assert.Equal([new PruningBoundary(4, 3, null), new PruningBoundary(10, 2, null)], plan.Stages);
         Assert.Equal([4, 6, 9, 14], plan.Looks);
         Assert.Equal([4, 10], plan.Boundaries); // the looks do not re-order the draw
         Assert.Equal(SamplingPlan.Resolve(BayesClassifierOptions.Default, 20).Boundaries, plan.Boundaries);

@@ -1,4 +1,5 @@
 using DiffusionClassifier.Classification;
+using static DiffusionClassifier.Tests.Classification.PruningBoundaries;
 
 namespace DiffusionClassifier.Tests.Classification;
 
@@ -46,7 +47,7 @@ public class StagedEvaluationTests
                 ? new PruningSchedule(new PruningStage(0.1 + 0.3 * rng.NextDouble(), k1), new PruningStage(0.5 + 0.4 * rng.NextDouble(), k2))
                 : new PruningSchedule(new PruningStage(0.1 + 0.8 * rng.NextDouble(), k1));
             int chunk = rng.Next(1, 64);
-            var tallies = StagedEvaluation.Run(images, n, classes, schedule.Resolve(n), chunk, new MatrixEvaluator(errors, chunk), CancellationToken.None);
+            var tallies = StagedEvaluation.Run(images, n, classes, schedule.ResolveBoundaries(n), chunk, new MatrixEvaluator(errors, chunk), CancellationToken.None);
             for (int i = 0; i < images; i++)
             {
                 var p = ClassPrediction.FromTally(tallies[i], n, BayesClassifierOptions.Default, PixelConfig(1), 1);
@@ -64,7 +65,7 @@ public class StagedEvaluationTests
         int n = 50, classes = 10;
         var errors = Matrix(1, n, classes, (_, j, c) => c == 3 ? 1.0 : c == 7 ? (j < 10 ? 1.5 : 0.5) : 2.0 + c);
         var evaluator = new MatrixEvaluator(errors, 32);
-        var t = StagedEvaluation.Run(1, n, classes, new[] { (10, 2) }, 32, evaluator, CancellationToken.None)[0];
+        var t = StagedEvaluation.Run(1, n, classes, Boundaries((10, 2)), 32, evaluator, CancellationToken.None)[0];
         Assert.Equal(Enumerable.Range(0, classes).Select(c => c is 3 or 7 ? 50 : 10), t.Counts);
         Assert.Equal(Enumerable.Range(0, classes).Select(c => c is not (3 or 7)), t.Pruned);
         Assert.Equal(50, t.SamplesEvaluated);
@@ -88,12 +89,47 @@ public class StagedEvaluationTests
     }
 
     [Fact]
+    public void AMarginPrunesByTheMeanLogRatioToTheLeader()
+    {
+        // Sample 0 has large errors (low t), sample 1 small ones (high t). By error sums class 1 is closer to the
+        // leader (11.5 / 10.1) than class 2 (12.12 / 10.1), but its errors are 10 times the leader's at sample 1.
+        int n = 10, classes = 4;
+        double[][] firstTwo =
+        {
+            new[] { 10.0, 10.5, 12.0, 30.0 },
+            new[] { 0.1, 1.0, 0.12, 0.3 },
+        };
+        var errors = Matrix(1, n, classes, (_, j, c) => j < 2 ? firstTwo[j][c] : 1.0 + c);
+        const double margin = 0.5;
+        // The rule, computed here independently: mean over the 2 samples of ln(e_c / e_0).
+        var logRatio = Enumerable.Range(0, classes).Select(c => (Math.Log(firstTwo[0][c] / firstTwo[0][0]) + Math.Log(firstTwo[1][c] / firstTwo[1][0])) / 2).ToArray();
+        Assert.True(logRatio[1] > margin && logRatio[2] < margin && logRatio[3] > margin);
+        var stages = new[] { new PruningBoundary(2, classes, margin) };
+        var t = StagedEvaluation.Run(1, n, classes, stages, 32, new MatrixEvaluator(errors, 32), CancellationToken.None)[0];
+        Assert.Equal(new[] { 10, 2, 10, 2 }, t.Counts);
+        Assert.Equal(new[] { -1, 0, -1, 0 }, t.PrunedAfterStage);
+        for (int c = 0; c < classes; c++)
+            Assert.Equal(Enumerable.Range(0, t.Counts[c]).Sum(j => Math.Log(errors[0][j][c])), t.LogSums[c], 12);
+
+        // The keep still caps the survivors, and a margin of 0 keeps only classes at least as good as the leader in log
+        // terms: here the leader alone, which then needs no further samples.
+        var capped = StagedEvaluation.Run(1, n, classes, new[] { new PruningBoundary(2, 1, 100.0) }, 32, new MatrixEvaluator(errors, 32), CancellationToken.None)[0];
+        var zero = StagedEvaluation.Run(1, n, classes, new[] { new PruningBoundary(2, classes, 0.0) }, 32, new MatrixEvaluator(errors, 32), CancellationToken.None)[0];
+        foreach (var alone in new[] { capped, zero })
+        {
+            Assert.Equal(StopReason.OneSurvivor, alone.Stop);
+            Assert.Equal(new[] { 2, 2, 2, 2 }, alone.Counts);
+            Assert.Equal(new[] { -1, 0, 0, 0 }, alone.PrunedAfterStage);
+        }
+    }
+
+    [Fact]
     public void AClassLeftAloneGetsNoFurtherSamples()
     {
         int n = 50, classes = 10;
         var errors = Matrix(2, n, classes, (i, j, c) => c == i ? 0.0 : 1.0 + c);
         var evaluator = new MatrixEvaluator(errors, 7);
-        var tallies = StagedEvaluation.Run(2, n, classes, new[] { (10, 2), (30, 1) }, 7, evaluator, CancellationToken.None);
+        var tallies = StagedEvaluation.Run(2, n, classes, Boundaries((10, 2), (30, 1)), 7, evaluator, CancellationToken.None);
         foreach (var t in tallies)
         {
             Assert.Equal(10 * 10 + 20 * 2, t.Counts.Sum());
@@ -109,7 +145,7 @@ public class StagedEvaluationTests
     {
         int n = 13, classes = 10;
         var evaluator = new MatrixEvaluator(Matrix(3, n, classes, (i, j, c) => (i * 31 + j * 7 + c * 3) % 11), 25);
-        StagedEvaluation.Run(3, n, classes, new[] { (4, 6), (9, 2) }, 25, evaluator, CancellationToken.None);
+        StagedEvaluation.Run(3, n, classes, Boundaries((4, 6), (9, 2)), 25, evaluator, CancellationToken.None);
         foreach (var group in evaluator.Seen.GroupBy(s => s.Image))
         {
             var samples = group.Select(s => s.Sample).ToArray();
@@ -123,7 +159,7 @@ public class StagedEvaluationTests
         using var cts = new CancellationTokenSource();
         cts.Cancel();
         var evaluator = new MatrixEvaluator(Matrix(1, 5, 3, (_, _, _) => 1), 8);
-        Assert.Throws<OperationCanceledException>(() => StagedEvaluation.Run(1, 5, 3, Array.Empty<(int, int)>(), 8, evaluator, cts.Token));
+        Assert.Throws<OperationCanceledException>(() => StagedEvaluation.Run(1, 5, 3, Array.Empty<PruningBoundary>(), 8, evaluator, cts.Token));
     }
 
     /// <summary>An architecture whose images have <paramref name="pixels"/> values (FromTally's mean errors divide by it).</summary>

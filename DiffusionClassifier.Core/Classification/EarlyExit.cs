@@ -65,12 +65,13 @@ public sealed record EarlyExit
 
     /// <summary>
     /// The number of paired comparisons the test can make over all looks: at each look, the classes that survive the
-    /// pruning stages up to it, less the leader. The Bonferroni bound divides <see cref="ErrorRate"/> among them.
+    /// pruning stages up to it, less the leader. The Bonferroni bound divides <see cref="ErrorRate"/> among them. A stage
+    /// with a margin may leave fewer classes than its keep; the count uses the keep, an upper bound, so the bound holds.
     /// </summary>
     /// <param name="looks">The looks (see <see cref="Looks"/>).</param>
     /// <param name="stages">Pruning boundaries with their keeps (cumulative samples, classes kept); empty = no pruning.</param>
     /// <param name="classes">K, the class count.</param>
-    internal static int Comparisons(IReadOnlyList<int> looks, IReadOnlyList<(int CumulativeSamples, int Keep)> stages, int classes)
+    internal static int Comparisons(IReadOnlyList<int> looks, IReadOnlyList<PruningBoundary> stages, int classes)
     {
         int total = 0;
         foreach (int m in looks)

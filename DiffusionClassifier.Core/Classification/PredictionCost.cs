@@ -15,7 +15,8 @@ internal static class PredictionCost
 {
     /// <summary>
     /// The planned work at <paramref name="n"/> samples: every pruning stage scores the classes that survived the
-    /// previous one on its new samples. Exact without an early exit; with one, the most an image can cost.
+    /// previous one on its new samples. Exact without an early exit or pruning margins; with them, the most an image
+    /// can cost.
     /// </summary>
     public static (long Evaluations, long Trunks) Planned(int classes, int n, BayesClassifierOptions options)
     {

@@ -29,7 +29,8 @@ public sealed class PruningSchedule
 
     /// <summary>Creates a schedule.</summary>
     /// <param name="stages">The stages, by increasing <see cref="PruningStage.SampleFraction"/> (in (0, 1]) and strictly
-    /// decreasing <see cref="PruningStage.Keep"/> (at least 1). At least one.</param>
+    /// decreasing <see cref="PruningStage.Keep"/> (at least 1; a stage with a <see cref="PruningStage.Margin"/> may
+    /// keep as many as the previous one). At least one.</param>
     /// <exception cref="ArgumentNullException"><paramref name="stages"/> or a stage is null.</exception>
     /// <exception cref="ArgumentException">The stages are empty, out of range or out of order.</exception>
     public PruningSchedule(IEnumerable<PruningStage> stages)
@@ -45,10 +46,13 @@ public sealed class PruningSchedule
                 throw new ArgumentException($"Stage {i}: SampleFraction must lie in (0, 1] but is {s.SampleFraction}.", nameof(stages));
             if (s.Keep < 1)
                 throw new ArgumentException($"Stage {i}: Keep must be at least 1 but is {s.Keep}.", nameof(stages));
+            if (s.Margin is double margin && !(margin >= 0 && double.IsFinite(margin)))
+                throw new ArgumentException($"Stage {i}: Margin must be finite and at least 0 but is {margin}.", nameof(stages));
             if (i > 0 && !(s.SampleFraction > this.stages[i - 1].SampleFraction))
                 throw new ArgumentException($"Stage {i}: SampleFraction {s.SampleFraction} must exceed the previous stage's {this.stages[i - 1].SampleFraction}.", nameof(stages));
-            if (i > 0 && s.Keep >= this.stages[i - 1].Keep)
-                throw new ArgumentException($"Stage {i}: Keep {s.Keep} must be below the previous stage's {this.stages[i - 1].Keep}.", nameof(stages));
+            // A stage with a margin may keep as many as the previous one: the margin is what prunes.
+            if (i > 0 && (s.Keep > this.stages[i - 1].Keep || (s.Keep == this.stages[i - 1].Keep && s.Margin is null)))
+                throw new ArgumentException($"Stage {i}: Keep {s.Keep} must be below the previous stage's {this.stages[i - 1].Keep} (or equal to it with a Margin).", nameof(stages));
         }
     }
 
@@ -93,32 +97,39 @@ public sealed class PruningSchedule
     /// </summary>
     /// <param name="n">Samples per class without pruning; at least 1.</param>
     /// <returns>Boundaries strictly increasing and below n, with strictly decreasing keeps.</returns>
-    public IReadOnlyList<(int CumulativeSamples, int Keep)> Resolve(int n)
+    public IReadOnlyList<(int CumulativeSamples, int Keep)> Resolve(int n) =>
+        ResolveBoundaries(n).Select(b => (b.CumulativeSamples, b.Keep)).ToArray();
+
+    /// <summary>As <see cref="Resolve"/>, with each stage's margin: when two stages round to the same count the later
+    /// one applies, keep and margin.</summary>
+    internal IReadOnlyList<PruningBoundary> ResolveBoundaries(int n)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
-        var result = new List<(int CumulativeSamples, int Keep)>();
+        var result = new List<PruningBoundary>();
         foreach (var s in stages)
         {
             int end = (int)Math.Clamp(Math.Round(s.SampleFraction * n, MidpointRounding.AwayFromZero), 1, n);
             if (end >= n)
                 break;
             if (result.Count > 0 && result[^1].CumulativeSamples == end)
-                result[^1] = (end, s.Keep);
+                result[^1] = new PruningBoundary(end, s.Keep, s.Margin);
             else
-                result.Add((end, s.Keep));
+                result.Add(new PruningBoundary(end, s.Keep, s.Margin));
         }
         return result;
     }
 
     /// <summary>
-    /// Reads stages written <c>fraction:keep,...</c>, e.g. <c>0.2:3,0.5:2</c> (after 20% of n samples keep the best 3
-    /// classes, after 50% the best 2): the form of the CLI's <c>--pruning</c> and of configuration files, where
-    /// <see cref="None"/> means a null schedule. Numbers use the invariant culture.
+    /// Reads stages written <c>fraction:keep[:margin],...</c>, e.g. <c>0.2:3,0.5:2</c> (after 20% of n samples keep the
+    /// best 3 classes, after 50% the best 2) or <c>0.1:10:0.3,0.5:2</c> (after 10% keep the classes whose mean log
+    /// error ratio to the leader is at most 0.3, see <see cref="PruningStage.Margin"/>): the form of the CLI's
+    /// <c>--pruning</c> and of configuration files, where <see cref="None"/> means a null schedule. Numbers use the
+    /// invariant culture.
     /// </summary>
     /// <param name="text">The stages.</param>
     /// <returns>The schedule.</returns>
     /// <exception cref="ArgumentNullException"><paramref name="text"/> is null.</exception>
-    /// <exception cref="FormatException">A stage is not <c>fraction:keep</c>.</exception>
+    /// <exception cref="FormatException">A stage is not <c>fraction:keep</c> or <c>fraction:keep:margin</c>.</exception>
     /// <exception cref="ArgumentException">The stages are out of range or out of order (see the constructor).</exception>
     public static PruningSchedule Parse(string text)
     {
@@ -127,19 +138,25 @@ public sealed class PruningSchedule
         foreach (var part in text.Split(',', StringSplitOptions.TrimEntries))
         {
             var pieces = part.Split(':', StringSplitOptions.TrimEntries);
-            if (pieces.Length != 2
+            double margin = 0;
+            if (pieces.Length is < 2 or > 3
                 || !double.TryParse(pieces[0], NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction)
-                || !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int keep))
-                throw new FormatException($"'{part}' is not 'fraction:keep' (e.g. 0.2:3); use '{None}' to turn pruning off.");
-            stages.Add(new PruningStage(fraction, keep));
+                || !int.TryParse(pieces[1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int keep)
+                || (pieces.Length == 3 && !double.TryParse(pieces[2], NumberStyles.Float, CultureInfo.InvariantCulture, out margin)))
+                throw new FormatException($"'{part}' is not 'fraction:keep' or 'fraction:keep:margin' (e.g. 0.2:3 or 0.1:10:0.3); use '{None}' to turn pruning off.");
+            stages.Add(new PruningStage(fraction, keep) { Margin = pieces.Length == 3 ? margin : null });
         }
         return new PruningSchedule(stages);
     }
 
     /// <summary>The stages in the form <see cref="Parse"/> reads, e.g. <c>0.2:3,0.5:2</c>.</summary>
     /// <returns>The text.</returns>
-    public string ToSpec() => string.Join(",", stages.Select(s => string.Create(CultureInfo.InvariantCulture, $"{s.SampleFraction:R}:{s.Keep}")));
+    public string ToSpec() => string.Join(",", stages.Select(s => s.Margin is double m
+        ? string.Create(CultureInfo.InvariantCulture, $"{s.SampleFraction:R}:{s.Keep}:{m:R}")
+        : string.Create(CultureInfo.InvariantCulture, $"{s.SampleFraction:R}:{s.Keep}")));
 
     /// <inheritdoc />
-    public override string ToString() => string.Join(", ", stages.Select(s => $"{s.SampleFraction:0.###}n: keep {s.Keep}"));
+    public override string ToString() => string.Join(", ", stages.Select(s => s.Margin is double m
+        ? $"{s.SampleFraction:0.###}n: keep {s.Keep} within {m:0.###}"
+        : $"{s.SampleFraction:0.###}n: keep {s.Keep}"));
 }

@@ -11,17 +11,17 @@ namespace DiffusionClassifier.Classification;
 /// set (docs/early-exit.md).
 /// </remarks>
 /// <param name="Samples">n.</param>
-/// <param name="Stages">Pruning boundaries below n with the classes kept (<see cref="PruningSchedule.Resolve"/>).</param>
+/// <param name="Stages">Pruning boundaries below n with the classes kept (<see cref="PruningSchedule.ResolveBoundaries"/>).</param>
 /// <param name="Looks">Sample counts below n at which the early exit tests (<see cref="EarlyExit.Looks"/>).</param>
 /// <param name="Boundaries">The stage ends, ascending: where the stratified draw must be evenly spread.</param>
-internal sealed record SamplingPlan(int Samples, IReadOnlyList<(int CumulativeSamples, int Keep)> Stages, IReadOnlyList<int> Looks,
+internal sealed record SamplingPlan(int Samples, IReadOnlyList<PruningBoundary> Stages, IReadOnlyList<int> Looks,
     IReadOnlyList<int> Boundaries)
 {
     /// <summary>Resolves the plan of <paramref name="options"/> at <paramref name="n"/> samples.</summary>
     public static SamplingPlan Resolve(BayesClassifierOptions options, int n)
     {
         ArgumentNullException.ThrowIfNull(options);
-        var stages = options.Pruning?.Resolve(n) ?? [];
+        var stages = options.Pruning?.ResolveBoundaries(n) ?? [];
         var looks = options.EarlyExit?.Looks(n) ?? [];
         return new SamplingPlan(n, stages, looks, stages.Select(s => s.CumulativeSamples).ToArray());
     }

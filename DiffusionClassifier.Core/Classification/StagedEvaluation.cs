@@ -20,8 +20,9 @@ internal static class StagedEvaluation
     /// <param name="SampleErrors">When recorded: per sample, per class, the loss (NaN where the class did not receive
     /// the sample); otherwise null.</param>
     /// <param name="Stop">Why the image stopped.</param>
+    /// <param name="LogSums">Per class: ln of the loss summed over the samples it received (for pruning margins).</param>
     internal sealed record Tally(double[][] StageSums, int[] Counts, int[] PrunedAfterStage, int SamplesEvaluated,
-        double[,] Products, double[][]? SampleErrors, StopReason Stop)
+        double[,] Products, double[][]? SampleErrors, StopReason Stop, double[] LogSums)
     {
         /// <summary>Per class: removed by a pruning stage.</summary>
         public bool[] Pruned => PrunedAfterStage.Select(s => s >= 0).ToArray();
@@ -40,12 +41,12 @@ internal static class StagedEvaluation
     /// <param name="cancellationToken">Checked before each chunk.</param>
     /// <param name="earlyExit">The sequential test run at its looks; null runs every image to n.</param>
     /// <param name="recordSamples">Keep every per-sample loss in <see cref="Tally.SampleErrors"/> (n x classes per image).</param>
-    public static Tally[] Run(int images, int samples, int classes, IReadOnlyList<(int CumulativeSamples, int Keep)> stages,
+    public static Tally[] Run(int images, int samples, int classes, IReadOnlyList<PruningBoundary> stages,
         int chunkSize, ISampleErrorEvaluator evaluator, CancellationToken cancellationToken, EarlyExit? earlyExit = null,
         bool recordSamples = false)
     {
         var looks = earlyExit?.Looks(samples) ?? Array.Empty<int>();
-        var keeps = stages.ToDictionary(s => s.CumulativeSamples, s => s.Keep);
+        var keeps = stages.ToDictionary(s => s.CumulativeSamples);
         var boundaries = keeps.Keys.Union(looks).Order().ToArray();
         int comparisons = EarlyExit.Comparisons(looks, stages, classes);
         var critical = looks.ToDictionary(m => m, m => earlyExit!.CriticalValue(m, comparisons));
@@ -60,7 +61,8 @@ internal static class StagedEvaluation
                 ? Enumerable.Range(0, samples).Select(_ => Enumerable.Repeat(double.NaN, classes).ToArray()).ToArray()
                 : null;
             tallies[i] = new Tally(Enumerable.Range(0, boundaries.Length + 1).Select(_ => new double[classes]).ToArray(), new int[classes],
-                Enumerable.Repeat(-1, classes).ToArray(), 0, new double[classes, classes], sampleErrors, StopReason.AllSamples);
+                Enumerable.Repeat(-1, classes).ToArray(), 0, new double[classes, classes], sampleErrors, StopReason.AllSamples,
+                new double[classes]);
             survivors[i] = all;
         }
         var evaluated = new int[images];
@@ -86,16 +88,8 @@ internal static class StagedEvaluation
                 {
                     if (decided[i] || survivors[i].Length == 1)
                         continue;
-                    if (keeps.TryGetValue(end, out int keep) && survivors[i].Length > keep)
-                    {
-                        var t = tallies[i];
-                        // All survivors received the same samples: rank by error sum; ties go to the lower class.
-                        var sums = t.ErrorSums;
-                        var ranked = survivors[i].OrderBy(c => sums[c]).ThenBy(c => c).ToArray();
-                        foreach (var c in ranked.Skip(keep))
-                            t.PrunedAfterStage[c] = s;
-                        survivors[i] = ranked.Take(keep).Order().ToArray();
-                    }
+                    if (keeps.TryGetValue(end, out var stage))
+                        survivors[i] = Prune(tallies[i], s, end, survivors[i], stage);
                     if (critical.TryGetValue(end, out double q) && survivors[i].Length > 1)
                         decided[i] = IsDecided(tallies[i], end, survivors[i], q);
                 }
@@ -109,6 +103,24 @@ internal static class StagedEvaluation
             tallies[i] = tallies[i] with { SamplesEvaluated = evaluated[i], Stop = stop };
         }
         return tallies;
+    }
+
+    /// <summary>
+    /// One pruning stage after <paramref name="m"/> samples: the <see cref="PruningBoundary.Keep"/> survivors with the
+    /// lowest error sums stay, and with a margin only those whose mean log error ratio to the leader is within it.
+    /// </summary>
+    internal static int[] Prune(Tally tally, int segment, int m, int[] survivors, PruningBoundary stage)
+    {
+        // All survivors received the same samples: rank by error sum; ties go to the lower class.
+        var sums = tally.ErrorSums;
+        var ranked = survivors.OrderBy(c => sums[c]).ThenBy(c => c).ToArray();
+        int leader = ranked[0];
+        var kept = ranked.Take(stage.Keep)
+            .Where(c => stage.Margin is not double margin || (tally.LogSums[c] - tally.LogSums[leader]) / m <= margin)
+            .ToArray();
+        foreach (var c in ranked.Except(kept))
+            tally.PrunedAfterStage[c] = segment;
+        return kept.Order().ToArray();
     }
 
     /// <summary>
@@ -164,6 +176,8 @@ internal static class StagedEvaluation
                 for (int k = 0; k < cls.Length; k++)
                 {
                     t.StageSums[stage][cls[k]] += errors[r][k];
+                    // A zero loss would make the log ratio infinite; the floor keeps it finite and ranks it first.
+                    t.LogSums[cls[k]] += Math.Log(Math.Max(errors[r][k], 1e-300));
                     for (int l = 0; l < cls.Length; l++)
                         t.Products[cls[k], cls[l]] += errors[r][k] * errors[r][l];
                     if (t.SampleErrors is not null)

@@ -24,7 +24,7 @@ namespace DiffusionClassifier.Hosting;
 /// </summary>
 /// <remarks>
 /// Keys are the property names (case-insensitive); absent keys keep the documented defaults. Enums take their names
-/// (<c>"Precision": "Float32"</c>), <see cref="BayesClassifierOptions.Pruning"/> takes <c>fraction:keep,...</c> or
+/// (<c>"Precision": "Float32"</c>), <see cref="BayesClassifierOptions.Pruning"/> takes <c>fraction:keep[:margin],...</c> or
 /// <c>none</c> (<see cref="PruningSchedule.Parse"/>), <see cref="TrainingOptions.CheckpointInterval"/> a TimeSpan
 /// (<c>"00:10:00"</c>), and <see cref="BayesClassifierOptions.EarlyExit"/> its keys (e.g. <c>ErrorRate</c>), one value
 /// <c>rate[:first[:growth]]</c> (<see cref="EarlyExit.Parse"/>) or <c>none</c> to turn it off. Every record is
