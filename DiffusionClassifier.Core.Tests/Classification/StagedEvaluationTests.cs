@@ -111,6 +111,17 @@ public class StagedEvaluationTests
         for (int c = 0; c < classes; c++)
             Assert.Equal(Enumerable.Range(0, t.Counts[c]).Sum(j => Math.Log(errors[0][j][c])), t.LogSums[c], 12);
 
+        // Class 1's error sum on the shared samples (11.5) is below class 2's (12.12), and class 2 wins on the later
+        // samples: the pruned class must still not outrank the label.
+        var later = Matrix(1, n, classes, (_, j, c) => j < 2 ? firstTwo[j][c] : c == 2 ? 0.5 : 2.0 + c);
+        var won = StagedEvaluation.Run(1, n, classes, stages, 32, new MatrixEvaluator(later, 32), CancellationToken.None)[0];
+        var p = ClassPrediction.FromTally(won, n, BayesClassifierOptions.Default, PixelConfig(4), 1);
+        Assert.Equal(2, p.Label);
+        Assert.Equal(new[] { 1, 3 }, p.PrunedClasses);
+        Assert.Equal(p.Scores[2], p.Scores[1], 12); // the paired difference, -0.31, floored at 0
+        Assert.Equal((30.0 + 0.3 - 12.12) / 2 + p.Scores[2], p.Scores[3], 12);
+        Assert.All(p.Probabilities, q => Assert.True(q <= p.Probabilities[2]));
+
         // The keep still caps the survivors, and a margin of 0 keeps only classes at least as good as the leader in log
         // terms: here the leader alone, which then needs no further samples.
         var capped = StagedEvaluation.Run(1, n, classes, new[] { new PruningBoundary(2, 1, 100.0) }, 32, new MatrixEvaluator(errors, 32), CancellationToken.None)[0];

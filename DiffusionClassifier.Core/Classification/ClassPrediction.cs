@@ -138,7 +138,9 @@ public sealed record ClassPrediction
 
         // Scores: the summed error averaged over samples. A pruned class is compared with the label on the samples
         // they share (a paired difference) and offset by the label's full average: the per-sample variance cancels
-        // as it does between survivors, and a pruned class never outranks the label.
+        // as it does between survivors. A pruned class never outranks the label: a keep prunes only classes behind
+        // every survivor, but a margin (log ratios) can prune one whose error sum is below the eventual label's, so
+        // the difference is floored at 0.
         var scores = new double[k];
         for (int c = 0; c < k; c++)
         {
@@ -153,7 +155,7 @@ public sealed record ClassPrediction
                 own += tally.StageSums[s][c];
                 labels += tally.StageSums[s][label];
             }
-            scores[c] = (own - labels) / counts[c] + sums[label] / counts[label];
+            scores[c] = Math.Max(0, own - labels) / counts[c] + sums[label] / counts[label];
         }
 
         return new ClassPrediction
