@@ -20,7 +20,7 @@ internal static class StagedEvaluation
     /// <param name="SampleErrors">When recorded: per sample, per class, the loss (NaN where the class did not receive
     /// the sample); otherwise null.</param>
     /// <param name="Stop">Why the image stopped.</param>
-    /// <param name="LogSums">Per class: ln of the loss summed over the samples it received (for pruning margins).</param>
+    /// <param name="LogSums">Per class: the sum of ln(loss) over the samples it received (for pruning margins).</param>
     internal sealed record Tally(double[][] StageSums, int[] Counts, int[] PrunedAfterStage, int SamplesEvaluated,
         double[,] Products, double[][]? SampleErrors, StopReason Stop, double[] LogSums)
     {
