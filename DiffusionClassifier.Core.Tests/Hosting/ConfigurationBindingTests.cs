@@ -62,6 +62,9 @@ public sealed class ConfigurationBindingTests
         }
         using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "Pruning": "None" } } }"""))
             Assert.Null(provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value.Pruning);
+        using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "Pruning": "0.1:10:0.2,0.2:10:0.1,0.5:2" } } }"""))
+            Assert.Equal(new PruningStage(0.1, 10) { Margin = 0.2 },
+                provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value.Pruning!.Stages[0]);
         using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "EarlyExit": "none" } } }"""))
             Assert.Null(provider.GetRequiredService<IOptions<BayesClassifierOptions>>().Value.EarlyExit);
         using (var provider = Provider("""{ "DiffusionClassifier": { "Classifier": { "EarlyExit": "0.01:5:2" } } }"""))
