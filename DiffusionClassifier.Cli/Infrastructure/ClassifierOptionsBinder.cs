@@ -33,7 +33,7 @@ internal sealed class ClassifierOptionsBinder
     private readonly Option<PruningOverride?> pruning = new("--pruning")
     {
         Description = "Override the pruning schedule: 'none', or stages 'fraction:keep[:margin],...' (e.g. 0.2:3,0.5:2 = after 20% of n samples keep the best 3 classes, after 50% the best 2; 0.1:10:0.3 = after 10% keep the classes whose mean log error ratio to the leader is at most 0.3).",
-        HelpName = "none|f:k,...",
+        HelpName = "none|f:k[:m],...",
         CustomParser = ParsePruning,
     };
 

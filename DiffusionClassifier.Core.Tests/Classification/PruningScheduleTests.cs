@@ -55,8 +55,10 @@ public class PruningScheduleTests
             s.ResolveBoundaries(20));
         Assert.Equal(new[] { (2, 10), (4, 10), (10, 2) }, s.Resolve(20));
         Assert.Equal("0.1n: keep 10 within 0.3, 0.2n: keep 10 within 0.1, 0.5n: keep 2", s.ToString());
-        // Stages that round to the same count: the later one applies, margin included.
+        // Stages that round to the same count: the later keep, the smaller margin (as if both ran in turn).
         Assert.Equal(new[] { new PruningBoundary(1, 10, 0.1) }, s.ResolveBoundaries(5).Take(1));
+        Assert.Equal(new[] { new PruningBoundary(1, 9, 0.1) }, PruningSchedule.Parse("0.1:10:0.1,0.12:9").ResolveBoundaries(5));
+        Assert.Equal(new[] { new PruningBoundary(1, 9, 0.05) }, PruningSchedule.Parse("0.1:10:0.1,0.12:9:0.05").ResolveBoundaries(5));
     }
 
     [Theory]

@@ -121,6 +121,13 @@ public class StagedEvaluationTests
         Assert.Equal(p.Scores[2], p.Scores[1], 12); // the paired difference, -0.31, floored at 0
         Assert.Equal((30.0 + 0.3 - 12.12) / 2 + p.Scores[2], p.Scores[3], 12);
         Assert.All(p.Probabilities, q => Assert.True(q <= p.Probabilities[2]));
+        Assert.Equal(2, p.TopK(1)[0].Label); // the tie with class 1 goes to the label
+        Assert.Equal(new[] { 2, 1 }, p.TopK(2).Select(x => x.Label));
+
+        // A NaN loss makes every log ratio NaN: the leader must still survive, so the prediction has a label.
+        var nan = Matrix(1, n, classes, (_, j, c) => j == 0 && c == 3 ? double.NaN : j < 2 ? firstTwo[j][c] : 1.0 + c);
+        var withNaN = StagedEvaluation.Run(1, n, classes, stages, 32, new MatrixEvaluator(nan, 32), CancellationToken.None)[0];
+        Assert.Contains(-1, withNaN.PrunedAfterStage);
 
         // The keep still caps the survivors, and a margin of 0 keeps only classes at least as good as the leader in log
         // terms: here the leader alone, which then needs no further samples.

@@ -94,14 +94,15 @@ public sealed record ClassPrediction
     /// <summary>The probability of <see cref="Label"/>.</summary>
     public double Confidence => Probabilities[Label];
 
-    /// <summary>The <paramref name="k"/> most probable classes, most probable first (ties: lowest index).</summary>
+    /// <summary>The <paramref name="k"/> most probable classes, most probable first (ties: the label first, then the
+    /// lowest index; a class pruned by a margin can tie the label).</summary>
     /// <param name="k">How many; at least 1 (more than the class count returns all).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="k"/> &lt; 1.</exception>
     public IReadOnlyList<(int Label, double Probability)> TopK(int k)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
         return Enumerable.Range(0, Probabilities.Count)
-            .OrderByDescending(c => Probabilities[c]).ThenBy(c => c)
+            .OrderByDescending(c => Probabilities[c]).ThenBy(c => c != Label).ThenBy(c => c)
             .Take(k).Select(c => (c, Probabilities[c])).ToArray();
     }
 

@@ -47,7 +47,7 @@ public sealed class PruningSchedule
             if (s.Keep < 1)
                 throw new ArgumentException($"Stage {i}: Keep must be at least 1 but is {s.Keep}.", nameof(stages));
             if (s.Margin is double margin && !(margin >= 0 && double.IsFinite(margin)))
-                throw new ArgumentException($"Stage {i}: Margin must be finite and at least 0 but is {margin}.", nameof(stages));
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"Stage {i}: Margin must be finite and at least 0 but is {margin}."), nameof(stages));
             if (i > 0 && !(s.SampleFraction > this.stages[i - 1].SampleFraction))
                 throw new ArgumentException($"Stage {i}: SampleFraction {s.SampleFraction} must exceed the previous stage's {this.stages[i - 1].SampleFraction}.", nameof(stages));
             // A stage with a margin may keep as many as the previous one: the margin is what prunes.
@@ -92,16 +92,17 @@ public sealed class PruningSchedule
     /// <summary>
     /// The stages that prune for <paramref name="n"/> samples: for each, the cumulative sample count after which it
     /// prunes (<c>round(fraction * n)</c>, clamped to 1..n) and how many classes survive it. Stages that end at n
-    /// are left out (they cannot change the label); when two stages round to the same count the later (smaller)
-    /// keep applies.
+    /// are left out (they cannot change the label); when two stages round to the same count the later (smaller or
+    /// equal) keep applies.
     /// </summary>
     /// <param name="n">Samples per class without pruning; at least 1.</param>
-    /// <returns>Boundaries strictly increasing and below n, with strictly decreasing keeps.</returns>
+    /// <returns>Boundaries strictly increasing and below n, with non-increasing keeps (equal only where a stage has a
+    /// margin).</returns>
     public IReadOnlyList<(int CumulativeSamples, int Keep)> Resolve(int n) =>
         ResolveBoundaries(n).Select(b => (b.CumulativeSamples, b.Keep)).ToArray();
 
     /// <summary>As <see cref="Resolve"/>, with each stage's margin: when two stages round to the same count the later
-    /// one applies, keep and margin.</summary>
+    /// keep applies with the smaller of their margins (no margin counts as none), as if both ran in turn.</summary>
     internal IReadOnlyList<PruningBoundary> ResolveBoundaries(int n)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
@@ -112,12 +113,14 @@ public sealed class PruningSchedule
             if (end >= n)
                 break;
             if (result.Count > 0 && result[^1].CumulativeSamples == end)
-                result[^1] = new PruningBoundary(end, s.Keep, s.Margin);
+                result[^1] = new PruningBoundary(end, s.Keep, MinMargin(result[^1].Margin, s.Margin));
             else
                 result.Add(new PruningBoundary(end, s.Keep, s.Margin));
         }
         return result;
     }
+
+    private static double? MinMargin(double? a, double? b) => a is null ? b : b is null ? a : Math.Min(a.Value, b.Value);
 
     /// <summary>
     /// Reads stages written <c>fraction:keep[:margin],...</c>, e.g. <c>0.2:3,0.5:2</c> (after 20% of n samples keep the

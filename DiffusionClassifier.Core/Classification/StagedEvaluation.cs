@@ -116,7 +116,8 @@ internal static class StagedEvaluation
         var ranked = survivors.OrderBy(c => sums[c]).ThenBy(c => c).ToArray();
         int leader = ranked[0];
         var kept = ranked.Take(stage.Keep)
-            .Where(c => stage.Margin is not double margin || (tally.LogSums[c] - tally.LogSums[leader]) / m <= margin)
+            // The leader always stays, even when a non-finite loss makes every log ratio NaN.
+            .Where(c => c == leader || stage.Margin is not double margin || (tally.LogSums[c] - tally.LogSums[leader]) / m <= margin)
             .ToArray();
         foreach (var c in ranked.Except(kept))
             tally.PrunedAfterStage[c] = segment;
