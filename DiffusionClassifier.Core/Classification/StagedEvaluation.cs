@@ -35,7 +35,7 @@ internal static class StagedEvaluation
     /// <param name="images">Images in the group.</param>
     /// <param name="samples">n.</param>
     /// <param name="classes">Class count.</param>
-    /// <param name="stages">Pruning boundaries below n with their keeps (see <see cref="PruningSchedule.Resolve"/>); empty = no pruning.</param>
+    /// <param name="stages">Pruning boundaries below n with their keeps and margins (see <see cref="PruningSchedule.ResolveBoundaries"/>); empty = no pruning.</param>
     /// <param name="chunkSize">Rows (sample x class) per evaluator call; a sample is never split.</param>
     /// <param name="evaluator">Scores chunks.</param>
     /// <param name="cancellationToken">Checked before each chunk.</param>
@@ -46,8 +46,8 @@ internal static class StagedEvaluation
         bool recordSamples = false)
     {
         var looks = earlyExit?.Looks(samples) ?? Array.Empty<int>();
-        var keeps = stages.ToDictionary(s => s.CumulativeSamples);
-        var boundaries = keeps.Keys.Union(looks).Order().ToArray();
+        var stagesByEnd = stages.ToDictionary(s => s.CumulativeSamples);
+        var boundaries = stagesByEnd.Keys.Union(looks).Order().ToArray();
         int comparisons = EarlyExit.Comparisons(looks, stages, classes);
         var critical = looks.ToDictionary(m => m, m => earlyExit!.CriticalValue(m, comparisons));
 
@@ -88,7 +88,7 @@ internal static class StagedEvaluation
                 {
                     if (decided[i] || survivors[i].Length == 1)
                         continue;
-                    if (keeps.TryGetValue(end, out var stage))
+                    if (stagesByEnd.TryGetValue(end, out var stage))
                         survivors[i] = Prune(tallies[i], s, end, survivors[i], stage);
                     if (critical.TryGetValue(end, out double q) && survivors[i].Length > 1)
                         decided[i] = IsDecided(tallies[i], end, survivors[i], q);
