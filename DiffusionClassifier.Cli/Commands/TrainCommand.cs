@@ -143,7 +143,7 @@ internal static class TrainCommand
         var o = trainer.Options;
         var c = trainer.Model.Config;
         context.Out.MarkupLine(Markup.Escape(string.Create(CultureInfo.InvariantCulture,
-            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(o.MinSnrGamma is { } g ? $", min-SNR gamma {g:G4}" : "")}{(o.DiscriminativeWeight > 0 ? $", discriminative weight {o.DiscriminativeWeight:G4} scale {o.DiscriminativeScale:G4}{(o.DiscriminativeSamples > 1 ? $" over {o.DiscriminativeSamples} samples per image" : "")}" : "")}{(s.Init is null ? "" : $", from {s.Init.Name}")}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
+            $"Training F = {c.Features} on {dataset.Count} items ({dataset.Source}): {o.Epochs} epoch(s), batch {o.BatchSize}, lr {o.LearningRate:G4} ({o.LearningRateSchedule}{(o.WarmupSteps > 0 ? $", warm-up {o.WarmupSteps} steps" : "")}), EMA {o.EmaDecay:G4}, seed {o.Seed}{(o.MinSnrGamma is { } g ? $", min-SNR gamma {g:G4}" : "")}{(o.DiscriminativeWeight > 0 ? $", discriminative weight {o.DiscriminativeWeight:G4} scale {o.DiscriminativeScale:G4}{(o.DiscriminativeSamples > 1 ? $" over {o.DiscriminativeSamples} samples per image" : "")}" : "")}{(s.Init is null ? "" : $", from {s.Init.Name}")}{(s.Resume ? $", resuming at epoch {trainer.CompletedEpochs + 1}, step {trainer.CompletedSteps}" : "")}.")));
     }
 
     /// <summary>Trains with a progress bar; returns the result and the last progress report (null when there was none).</summary>

@@ -26,10 +26,12 @@ internal sealed class TrainCommandOptions
 
     public Option<string> Schedule { get; } = new Option<string>("--lr-schedule")
     {
-        Description = "Learning-rate decay: per-epoch (reference: lr * (1 - epoch/epochs)), per-step (linear per step) or constant.",
+        Description = "Learning-rate decay: per-epoch (reference: lr * (1 - epoch/epochs)), per-step (linear per step), cosine (half-cosine per step, after any warm-up) or constant.",
         DefaultValueFactory = _ => "per-epoch",
-        HelpName = "per-epoch|per-step|constant",
-    }.AcceptOnlyFromAmong("per-epoch", "per-step", "constant");
+        HelpName = "per-epoch|per-step|cosine|constant",
+    }.AcceptOnlyFromAmong("per-epoch", "per-step", "cosine", "constant");
+
+    public Option<int> Warmup { get; } = CliOptions.Int("--warmup-steps", "Steps of linear warm-up of the learning rate in front of the schedule (0 = none).", 0, 0, "steps");
 
     public Option<double> Ema { get; } = new("--ema") { Description = "Decay of the exponential moving average of the weights, in [0, 1); 0 turns it off. The EMA weights are exported.", DefaultValueFactory = _ => Defaults.EmaDecay, HelpName = "decay" };
 
@@ -101,10 +103,10 @@ internal sealed class TrainCommandOptions
     }
 
     /// <summary>Every option, in the order of the help text.</summary>
-    public Option[] All => [Data, Features, Init, Epochs, BatchSize, Lr, Schedule, Ema, LabelDrop, MinSnr, Discriminative, DiscriminativeScale, DiscriminativeSamples, Seed, Output, Checkpoint, Every, Minutes, Resume, IncludeValidation, Validate, Curve, Limit, Offset, Device];
+    public Option[] All => [Data, Features, Init, Epochs, BatchSize, Lr, Schedule, Warmup, Ema, LabelDrop, MinSnr, Discriminative, DiscriminativeScale, DiscriminativeSamples, Seed, Output, Checkpoint, Every, Minutes, Resume, IncludeValidation, Validate, Curve, Limit, Offset, Device];
 
     /// <summary>Settings that belong to the run being resumed: they may not be given again with --resume.</summary>
-    private Option[] FixedOnResume => [Features, Init, BatchSize, Lr, Schedule, Ema, LabelDrop, MinSnr, Discriminative, DiscriminativeScale, DiscriminativeSamples, Seed];
+    private Option[] FixedOnResume => [Features, Init, BatchSize, Lr, Schedule, Warmup, Ema, LabelDrop, MinSnr, Discriminative, DiscriminativeScale, DiscriminativeSamples, Seed];
 
     /// <summary>Reads the command line into the settings of one run.</summary>
     public TrainCommand.TrainCommandSettings Bind(ParseResult parseResult)
@@ -118,9 +120,11 @@ internal sealed class TrainCommandOptions
             LearningRateSchedule = parseResult.GetValue(Schedule) switch
             {
                 "per-step" => LearningRateSchedule.LinearPerStep,
+                "cosine" => LearningRateSchedule.Cosine,
                 "constant" => LearningRateSchedule.Constant,
                 _ => LearningRateSchedule.LinearPerEpoch,
             },
+            WarmupSteps = parseResult.GetValue(Warmup),
             EmaDecay = parseResult.GetValue(Ema),
             LabelDropProbability = parseResult.GetValue(LabelDrop),
             MinSnrGamma = parseResult.GetValue(MinSnr),

@@ -182,6 +182,28 @@ public sealed class CliTrainAndDemoTests(CliFixture fixture) : IClassFixture<Cli
     }
 
     [Fact]
+    public void WarmupAndCosineReachTheTrainerAndItsCheckpoint()
+    {
+        string output = fixture.NewPath("cosine.safetensors");
+        var run = CliRunner.Run([.. Train(output, 1), "--lr-schedule", "cosine", "--warmup-steps", "3"]);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        Assert.Contains("(Cosine, warm-up 3 steps)", System.Text.RegularExpressions.Regex.Replace(run.Out, @"\s+", " "));
+        using (var checkpoint = DiffusionClassifier.Training.TrainingCheckpoint.Load(Path.ChangeExtension(output, null) + ".checkpoint.safetensors"))
+        {
+            Assert.Equal(DiffusionClassifier.Training.LearningRateSchedule.Cosine, checkpoint.Options.LearningRateSchedule);
+            Assert.Equal(3, checkpoint.Options.WarmupSteps);
+        }
+
+        var negative = CliRunner.Run([.. Train(fixture.NewPath("neg-warmup.safetensors"), 1), "--warmup-steps", "-1"]);
+        var onResume = CliRunner.Run([.. Resume(output, 2), "--warmup-steps", "5"]);
+        Assert.NotEqual(0, negative.ExitCode);
+        Assert.Contains("--warmup-steps", negative.ToString());
+        Assert.Contains("-1", negative.ToString());
+        Assert.Equal(1, onResume.ExitCode);
+        Assert.Contains("--warmup-steps cannot be changed when resuming", Assert.Single(onResume.ErrorLines));
+    }
+
+    [Fact]
     public void InitFineTunesAModelFileWithTheDiscriminativeTerm()
     {
         string base_ = fixture.NewPath("base.safetensors"), tuned = fixture.NewPath("tuned.safetensors");

@@ -46,6 +46,7 @@ public sealed class DiffusionTrainerTests : IDisposable
     [Theory]
     [InlineData(LearningRateSchedule.LinearPerEpoch)]
     [InlineData(LearningRateSchedule.LinearPerStep)]
+    [InlineData(LearningRateSchedule.Cosine)]
     public void ReportedLearningRateIsTheOptimizersAndFollowsTheFormula(LearningRateSchedule schedule)
     {
         var (images, labels) = SyntheticDigits.Random(40);
@@ -53,7 +54,8 @@ public sealed class DiffusionTrainerTests : IDisposable
         using var __ = labels;
         using var model = models.Create();
         var options = Tiny(epochs: 4, batch: 16);
-        options = options with { LearningRateSchedule = schedule };
+        // The cosine run also warms up for 2 steps, so the hand-over from warm-up to decay is checked.
+        options = options with { LearningRateSchedule = schedule, WarmupSteps = schedule == LearningRateSchedule.Cosine ? 2 : 0 };
         var reports = new List<TrainingProgress>();
         using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options);
         trainer.Train(new TensorTrainingData(images, labels), new SyncProgress<TrainingProgress>(reports.Add));
@@ -65,7 +67,12 @@ public sealed class DiffusionTrainerTests : IDisposable
             Assert.Equal(i % 3 + 1, p.StepInEpoch);
             Assert.Equal(i + 1, p.Step);
             Assert.Equal(12, p.TotalSteps);
-            double expected = schedule == LearningRateSchedule.LinearPerEpoch ? 1e-3 * (1 - (p.Epoch - 1) / 4.0) : 1e-3 * (1 - i / 12.0);
+            double expected = schedule switch
+            {
+                LearningRateSchedule.LinearPerEpoch => 1e-3 * (1 - (p.Epoch - 1) / 4.0),
+                LearningRateSchedule.LinearPerStep => 1e-3 * (1 - i / 12.0),
+                _ => i < 2 ? 1e-3 * (i + 1) / 2.0 : 1e-3 * (1 + Math.Cos(Math.PI * (i - 2) / 10.0)) / 2,
+            };
             Assert.Equal(expected, p.LearningRate, 15);
         }
         // Running mean within each epoch.

@@ -12,6 +12,7 @@ public class TrainingOptionsTests
         Assert.Equal(128, o.BatchSize);
         Assert.Equal(1e-4, o.LearningRate);
         Assert.Equal(LearningRateSchedule.LinearPerEpoch, o.LearningRateSchedule);
+        Assert.Equal(0, o.WarmupSteps);
         Assert.Equal(0.1, o.LabelDropProbability);
         Assert.Equal(0, o.Seed);
         Assert.Null(o.Device);
@@ -38,6 +39,7 @@ public class TrainingOptionsTests
         { "LearningRate", o => o with { LearningRate = double.NaN }, "NaN" },
         { "LearningRate", o => o with { LearningRate = double.PositiveInfinity }, "Infinity" },
         { "LearningRateSchedule", o => o with { LearningRateSchedule = (LearningRateSchedule)7 }, "7" },
+        { "WarmupSteps", o => o with { WarmupSteps = -1 }, "-1" },
         { "LabelDropProbability", o => o with { LabelDropProbability = -0.1 }, "-0.1" },
         { "LabelDropProbability", o => o with { LabelDropProbability = 1.5 }, "1.5" },
         { "LabelDropProbability", o => o with { LabelDropProbability = double.NaN }, "NaN" },
@@ -79,6 +81,7 @@ public class TrainingOptionsTests
     [InlineData(LearningRateSchedule.LinearPerEpoch)]
     [InlineData(LearningRateSchedule.LinearPerStep)]
     [InlineData(LearningRateSchedule.Constant)]
+    [InlineData(LearningRateSchedule.Cosine)]
     public void LearningRateFollowsTheFormula(LearningRateSchedule schedule)
     {
         var o = new TrainingOptions { Epochs = 5, LearningRate = 3e-4, LearningRateSchedule = schedule };
@@ -92,12 +95,62 @@ public class TrainingOptionsTests
                 {
                     LearningRateSchedule.LinearPerEpoch => 3e-4 * (1 - e / 5.0),
                     LearningRateSchedule.LinearPerStep => 3e-4 * (1 - g / (double)total),
+                    LearningRateSchedule.Cosine => 3e-4 * (1 + Math.Cos(Math.PI * g / total)) / 2,
                     _ => 3e-4,
                 };
                 Assert.Equal(expected, o.LearningRateAt(e, g, total), 15);
             }
         Assert.Throws<ArgumentOutOfRangeException>("epoch", () => o.LearningRateAt(5, 0, total));
         Assert.Throws<ArgumentOutOfRangeException>("globalStep", () => o.LearningRateAt(0, total, total));
+    }
+
+    [Fact]
+    public void CosineHitsItsLandmarks()
+    {
+        // Independent of the formula above: full rate at the start, half at the middle, the mirror image around it.
+        var o = new TrainingOptions { Epochs = 1, LearningRate = 1e-3, LearningRateSchedule = LearningRateSchedule.Cosine };
+        Assert.Equal(1e-3, o.LearningRateAt(0, 0, 100), 15);
+        Assert.Equal(0.5e-3, o.LearningRateAt(0, 50, 100), 15);
+        for (int s = 1; s < 50; s++)
+            Assert.Equal(1e-3, o.LearningRateAt(0, 50 - s, 100) + o.LearningRateAt(0, 50 + s, 100), 15);
+        Assert.True(o.LearningRateAt(0, 99, 100) is > 0 and < 1e-6);
+    }
+
+    [Theory]
+    [InlineData(LearningRateSchedule.LinearPerEpoch)]
+    [InlineData(LearningRateSchedule.LinearPerStep)]
+    [InlineData(LearningRateSchedule.Constant)]
+    [InlineData(LearningRateSchedule.Cosine)]
+    public void WarmupRampsLinearlyThenHandsOverToTheSchedule(LearningRateSchedule schedule)
+    {
+        const int warmup = 8, total = 40;
+        var plain = new TrainingOptions { Epochs = 2, LearningRate = 2e-4, LearningRateSchedule = schedule };
+        var warm = plain with { WarmupSteps = warmup };
+        for (int g = 0; g < total; g++)
+        {
+            int e = g / (total / 2);
+            double rate = warm.LearningRateAt(e, g, total);
+            if (g < warmup)
+            {
+                // The schedule's own rate, computed as if the cosine started after the warm-up, scaled by (g + 1) / W.
+                double baseRate = schedule == LearningRateSchedule.Cosine ? 2e-4 : plain.LearningRateAt(e, g, total);
+                Assert.Equal(baseRate * (g + 1) / warmup, rate, 15);
+            }
+            else if (schedule == LearningRateSchedule.Cosine)
+            {
+                Assert.Equal(2e-4 * (1 + Math.Cos(Math.PI * (g - warmup) / (total - warmup))) / 2, rate, 15);
+            }
+            else
+            {
+                Assert.Equal(plain.LearningRateAt(e, g, total), rate, 15);
+            }
+        }
+        // The last warm-up step reaches the full rate of a cosine; a warm-up longer than the run never does.
+        if (schedule == LearningRateSchedule.Cosine)
+            Assert.Equal(2e-4, warm.LearningRateAt(0, warmup - 1, total), 15);
+        var endless = plain with { WarmupSteps = 1000 };
+        double lastBase = schedule == LearningRateSchedule.Cosine ? 2e-4 : plain.LearningRateAt(1, total - 1, total);
+        Assert.Equal(lastBase * total / 1000, endless.LearningRateAt(1, total - 1, total), 15);
     }
 
     [Fact]

@@ -670,6 +670,7 @@ public sealed class DiffusionTrainer : IDisposable
         if (stored.Epochs != options.Epochs) changed.Add($"Epochs {stored.Epochs} -> {options.Epochs}");
         if (stored.LearningRate != options.LearningRate) changed.Add($"LearningRate {stored.LearningRate} -> {options.LearningRate}");
         if (stored.LearningRateSchedule != options.LearningRateSchedule) changed.Add($"LearningRateSchedule {stored.LearningRateSchedule} -> {options.LearningRateSchedule}");
+        if (stored.WarmupSteps != options.WarmupSteps) changed.Add($"WarmupSteps {stored.WarmupSteps} -> {options.WarmupSteps}");
         if (stored.LabelDropProbability != options.LabelDropProbability) changed.Add($"LabelDropProbability {stored.LabelDropProbability} -> {options.LabelDropProbability}");
         if (stored.Seed != options.Seed) changed.Add($"Seed {stored.Seed} -> {options.Seed} (the stored generator state is used)");
         if (stored.EmaDecay != options.EmaDecay) changed.Add($"EmaDecay {stored.EmaDecay} -> {options.EmaDecay}");

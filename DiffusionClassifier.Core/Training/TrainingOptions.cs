@@ -27,6 +27,11 @@ public sealed record TrainingOptions
     [JsonConverter(typeof(JsonStringEnumConverter<LearningRateSchedule>))]
     public LearningRateSchedule LearningRateSchedule { get; init; } = LearningRateSchedule.LinearPerEpoch;
 
+    /// <summary>Steps of linear warm-up in front of the schedule: step s (zero-based) of the first W trains at
+    /// <c>(s + 1) / W</c> times the schedule's rate (Goyal et al., 2017), which keeps Adam's first steps small while its
+    /// moment estimates settle. Default 0 (no warm-up, the reference recipe).</summary>
+    public int WarmupSteps { get; init; }
+
     /// <summary>Probability that a sample's label is dropped (the unconditional case of classifier-free guidance),
     /// drawn independently per sample and step. Default 0.1 (reference).</summary>
     public double LabelDropProbability { get; init; } = 0.1;
@@ -108,6 +113,8 @@ public sealed record TrainingOptions
             throw new ArgumentOutOfRangeException(nameof(LearningRate), LearningRate, Invariant($"LearningRate must be a positive finite number but is {LearningRate}."));
         if (!Enum.IsDefined(LearningRateSchedule))
             throw new ArgumentOutOfRangeException(nameof(LearningRateSchedule), LearningRateSchedule, Invariant($"LearningRateSchedule {(int)LearningRateSchedule} is not defined."));
+        if (WarmupSteps < 0)
+            throw new ArgumentOutOfRangeException(nameof(WarmupSteps), WarmupSteps, Invariant($"WarmupSteps must be 0 (off) or positive but is {WarmupSteps}."));
         if (!(LabelDropProbability >= 0 && LabelDropProbability <= 1))
             throw new ArgumentOutOfRangeException(nameof(LabelDropProbability), LabelDropProbability, Invariant($"LabelDropProbability must lie in [0, 1] but is {LabelDropProbability}."));
         Devices.DeviceSelection.Validate(Device, nameof(Device));
@@ -148,11 +155,17 @@ public sealed record TrainingOptions
             throw new ArgumentOutOfRangeException(nameof(totalSteps), totalSteps, "totalSteps must be at least 1.");
         if (globalStep < 0 || globalStep >= totalSteps)
             throw new ArgumentOutOfRangeException(nameof(globalStep), globalStep, $"globalStep must lie in 0..{totalSteps - 1}.");
-        return LearningRateSchedule switch
+        double rate = LearningRateSchedule switch
         {
             LearningRateSchedule.LinearPerEpoch => LearningRate * (1 - (double)epoch / Epochs),
             LearningRateSchedule.LinearPerStep => LearningRate * (1 - (double)globalStep / totalSteps),
+            LearningRateSchedule.Cosine => LearningRate * (1 + Math.Cos(Math.PI * CosineProgress(globalStep, totalSteps))) / 2,
             _ => LearningRate,
         };
+        return globalStep < WarmupSteps ? rate * (globalStep + 1) / WarmupSteps : rate;
     }
+
+    // The cosine runs over the steps after the warm-up, so that the full rate is reached before the decay starts.
+    private double CosineProgress(long globalStep, long totalSteps) =>
+        totalSteps > WarmupSteps ? Math.Max(0, globalStep - WarmupSteps) / (double)(totalSteps - WarmupSteps) : 0;
 }
