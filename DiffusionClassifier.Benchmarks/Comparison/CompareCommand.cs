@@ -33,6 +33,15 @@ public static class CompareCommand
         ("predict-batch-default", "PredictBatch, Default options (precision Auto)", NoExit, true),
     ];
 
+    /// <summary>The built-in model's rows (<see cref="CompareOptions.BuiltIn"/>): JSON method name, title, options,
+    /// batched. The default options keep their early exit: a trained model on real digits is where it decides.</summary>
+    private static readonly (string Method, string Title, BayesClassifierOptions Options, bool Batched)[] BuiltInMethods =
+    [
+        ("builtin-predict-f32", "built-in model: Predict, Default options with the exit, Float32", BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 }, false),
+        ("builtin-predict-batch-f32", "built-in model: PredictBatch, Default options with the exit, Float32", BayesClassifierOptions.Default with { Precision = InferencePrecision.Float32 }, true),
+        ("builtin-predict", "built-in model: Predict, Default options with the exit (precision Auto)", BayesClassifierOptions.Default, false),
+    ];
+
     /// <summary>Runs the comparison and writes the report.</summary>
     /// <param name="args">Arguments after <c>compare</c> (see <see cref="CompareOptions.Usage"/>).</param>
     /// <param name="output">Where the report goes.</param>
@@ -243,6 +252,42 @@ public static class CompareCommand
                 var (evaluations, _) = FlopCounter.PredictEvaluations(config.Classes, options.N, classifierOptions);
                 estimators.Add(EstimatorJson(method, f, options.N, m, evaluations, images * FlopCounter.Predict(config, options.N, classifierOptions), images));
             }
+            if (options.BuiltIn && f == CompareOptions.BuiltInFeatures)
+                MeasureBuiltIn(options, estimators);
+        }
+    }
+
+    /// <summary>
+    /// The built-in model on the first <see cref="CompareOptions.PredictBatch"/> embedded test digits: one timed run
+    /// classifies them all, one call each or one batch. The work per image is what the predictions report (the exit
+    /// makes it depend on the digit); the noise is seeded, so every run repeats it.
+    /// </summary>
+    private static void MeasureBuiltIn(CompareOptions options, JsonArray estimators)
+    {
+        using var digits = Pretrained.PretrainedModels.LoadMnistTestDigits();
+        int count = Math.Min(options.PredictBatch, (int)digits.Images.shape[0]);
+        using var images = digits.Images.narrow(0, 0, count).to(BenchmarkEnvironment.Device);
+        foreach (var (method, _, classifierOptions, batched) in BuiltInMethods)
+        {
+            using var classifier = Pretrained.PretrainedModels.CreateMnistClassifier(classifierOptions with { Device = BenchmarkEnvironment.Device.ToString() });
+            var config = classifier.ModelConfig;
+            IReadOnlyList<ClassPrediction> Run()
+            {
+                if (batched)
+                    return classifier.PredictBatch(images, options.N);
+                var results = new List<ClassPrediction>(count);
+                for (int i = 0; i < count; i++)
+                {
+                    using var image = images.narrow(0, i, 1);
+                    results.Add(classifier.Predict(image, options.N));
+                }
+                return results;
+            }
+            var predictions = Run();
+            var m = Time(options, () => Run(), EstimatorWarmup(options));
+            double evaluations = predictions.Average(p => (double)p.NetworkEvaluations);
+            double flops = predictions.Sum(p => p.EquivalentFullEvaluations) * FlopCounter.Forward(config);
+            estimators.Add(EstimatorJson(method, config.Features, options.N, m, evaluations, flops, count));
         }
     }
 
@@ -491,7 +536,7 @@ public static class CompareCommand
         estimators?.AsArray().FirstOrDefault(r => r!["features"]!.GetValue<int>() == features);
 
     private static string MethodTitle(string method) =>
-        method == "reference" ? "reference estimator (same algorithm)" : PredictMethods.FirstOrDefault(p => p.Method == method).Title ?? method;
+        method == "reference" ? "reference estimator (same algorithm)" : PredictMethods.Concat(BuiltInMethods).FirstOrDefault(p => p.Method == method).Title ?? method;
 
     private static double? Get(JsonNode? node, string name) => node?[name]?.GetValue<double>();
 

@@ -72,6 +72,17 @@ public sealed class CompareOptions
         return copy;
     }
 
+    /// <summary>
+    /// Also measure the built-in MNIST model (<see cref="BuiltInFeatures"/> = 48) as a user gets it: the default options
+    /// with the early exit, on the first <see cref="PredictBatch"/> embedded test digits. Its rows pair with PyTorch's
+    /// reference estimator at the same width, whose cost does not depend on the weights. Needs that width among the
+    /// estimator widths. Default off.
+    /// </summary>
+    public bool BuiltIn { get; set; }
+
+    /// <summary>The width F of the built-in model, which <see cref="BuiltIn"/> needs among the estimator widths.</summary>
+    public const int BuiltInFeatures = 48;
+
     /// <summary>Also write all raw numbers of both sides as JSON to this path.</summary>
     public string? JsonOutput { get; set; }
 
@@ -92,6 +103,8 @@ public sealed class CompareOptions
           --variants LIST           our forward variants (default Float32,ChannelsLast,ChannelsLastBFloat16;
                                     also BFloat16)
           --python /usr/bin/python3 --script PATH --pytorch-json PATH (reuse PyTorch results)
+          --builtin                 also the built-in model (F = 48) with the default options and the early exit,
+                                    on embedded test digits (needs 48 among the estimator widths)
           --skip LIST               any of matmul,forward,estimator,predict,pytorch
           --json PATH               write the raw numbers of both sides
         """;
@@ -120,13 +133,14 @@ public sealed class CompareOptions
         var script = new Option<string?>("--script") { Description = "Path of reference_benchmark.py." };
         var pytorchJson = new Option<string?>("--pytorch-json") { Description = "Reuse PyTorch results from this JSON file." };
         var json = new Option<string?>("--json") { Description = "Write the raw numbers of both sides." };
+        var builtIn = new Option<bool>("--builtin") { Description = "Also measure the built-in model with the default options and the early exit." };
         string[] parts = ["matmul", "forward", "estimator", "predict", "pytorch"];
         var skip = ArgumentParsing.List<int>("--skip", "Parts to skip.", p => Array.IndexOf(parts, p.ToLowerInvariant()) is int i and >= 0 ? i : null,
             "a part (matmul, forward, estimator, predict, pytorch)");
         var command = new RootCommand("compare: the side-by-side comparison with the PyTorch reference.")
         {
             widths, chunks, estimatorWidths, n, estimatorChunk, predictBatch, matmulSize, warmup, warmupSeconds, repeats, rounds, threads,
-            variants, python, script, pytorchJson, json, skip,
+            variants, python, script, pytorchJson, json, skip, builtIn,
         };
         var r = ArgumentParsing.Parse(command, args, Usage);
         var o = new CompareOptions
@@ -149,7 +163,10 @@ public sealed class CompareOptions
             Script = r.GetValue(script),
             PyTorchJson = r.GetValue(pytorchJson),
             JsonOutput = r.GetValue(json),
+            BuiltIn = r.GetValue(builtIn),
         };
+        if (o.BuiltIn && !(o.EstimatorWidths ?? o.Widths).Contains(BuiltInFeatures))
+            throw new ArgumentException($"--builtin needs {BuiltInFeatures}, the built-in model's width, among the estimator widths, which are {string.Join(",", o.EstimatorWidths ?? o.Widths)} (e.g. --estimator-widths {BuiltInFeatures}).");
         foreach (int part in r.GetValue(skip) ?? [])
             o.Skip.Add(parts[part]);
         return o;

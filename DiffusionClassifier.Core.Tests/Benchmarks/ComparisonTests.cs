@@ -79,6 +79,39 @@ public class ComparisonTests
     }
 
     [Fact]
+    public void BuiltInRowsMeasureTheEmbeddedModelWithTheExitAndNeedItsWidth()
+    {
+        Assert.False(CompareOptions.Parse([]).BuiltIn);
+        var bad = Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--estimator-widths", "32", "--builtin"]));
+        Assert.Contains("--builtin", bad.Message);
+        Assert.Contains("32", bad.Message);
+
+        var options = CompareOptions.Parse(["--estimator-widths", "48", "--builtin", "--skip", "pytorch,matmul,forward,estimator", "--n", "4",
+            "--repeats", "1", "--warmup", "0", "--warmup-seconds", "0", "--predict-batch", "3"]);
+        Assert.True(options.BuiltIn);
+        var rows = CompareCommand.MeasureOurs(options)["estimator"]!.AsArray();
+        var builtIn = rows.Where(r => r!["method"]!.GetValue<string>().StartsWith("builtin-", StringComparison.Ordinal)).ToList();
+        Assert.Equal(["builtin-predict-f32", "builtin-predict-batch-f32", "builtin-predict"], builtIn.Select(r => r!["method"]!.GetValue<string>()));
+
+        // Independently: the same digits through the same classifier, one Predict each.
+        using var digits = DiffusionClassifier.Pretrained.PretrainedModels.LoadMnistTestDigits();
+        using var classifier = DiffusionClassifier.Pretrained.PretrainedModels.CreateMnistClassifier(
+            DiffusionClassifier.Classification.BayesClassifierOptions.Default with { Precision = DiffusionClassifier.Classification.InferencePrecision.Float32 });
+        double expected = Enumerable.Range(0, 3).Average(i =>
+        {
+            using var image = digits.Images.narrow(0, i, 1);
+            return (double)classifier.Predict(image, 4).NetworkEvaluations;
+        });
+        foreach (var row in builtIn.Take(2))
+        {
+            Assert.Equal(48, row!["features"]!.GetValue<int>());
+            Assert.Equal(3, row["images"]!.GetValue<int>());
+            Assert.Equal(expected, row["evaluations_per_image"]!.GetValue<double>(), 9);
+            Assert.True(row["images_per_s"]!.GetValue<double>() > 0);
+        }
+    }
+
+    [Fact]
     public void TablesShowRatiosAndShareOfTheCeiling()
     {
         var options = CompareOptions.Parse(["--widths", "32", "--chunks", "10"]);
