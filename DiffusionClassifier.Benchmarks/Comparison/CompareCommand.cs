@@ -266,7 +266,8 @@ public static class CompareCommand
     {
         using var digits = Pretrained.PretrainedModels.LoadMnistTestDigits();
         int count = Math.Min(options.PredictBatch, (int)digits.Images.shape[0]);
-        using var images = digits.Images.narrow(0, 0, count).to(BenchmarkEnvironment.Device);
+        using var head = digits.Images.narrow(0, 0, count);
+        using var images = head.to(BenchmarkEnvironment.Device);
         foreach (var (method, _, classifierOptions, batched) in BuiltInMethods)
         {
             using var classifier = Pretrained.PretrainedModels.CreateMnistClassifier(classifierOptions with { Device = BenchmarkEnvironment.Device.ToString() });

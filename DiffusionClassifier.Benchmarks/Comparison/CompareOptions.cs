@@ -169,6 +169,8 @@ public sealed class CompareOptions
             throw new ArgumentException($"--builtin needs {BuiltInFeatures}, the built-in model's width, among the estimator widths, which are {string.Join(",", o.EstimatorWidths ?? o.Widths)} (e.g. --estimator-widths {BuiltInFeatures}).");
         foreach (int part in r.GetValue(skip) ?? [])
             o.Skip.Add(parts[part]);
+        if (o.BuiltIn && o.Skip.Contains("predict"))
+            throw new ArgumentException("--builtin measures Predict, which --skip predict leaves out; drop one of the two.");
         return o;
     }
 }

@@ -85,6 +85,7 @@ public class ComparisonTests
         var bad = Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--estimator-widths", "32", "--builtin"]));
         Assert.Contains("--builtin", bad.Message);
         Assert.Contains("32", bad.Message);
+        Assert.Contains("--skip predict", Assert.Throws<ArgumentException>(() => CompareOptions.Parse(["--estimator-widths", "48", "--builtin", "--skip", "predict"])).Message);
 
         var options = CompareOptions.Parse(["--estimator-widths", "48", "--builtin", "--skip", "pytorch,matmul,forward,estimator", "--n", "4",
             "--repeats", "1", "--warmup", "0", "--warmup-seconds", "0", "--predict-batch", "3"]);
@@ -93,16 +94,24 @@ public class ComparisonTests
         var builtIn = rows.Where(r => r!["method"]!.GetValue<string>().StartsWith("builtin-", StringComparison.Ordinal)).ToList();
         Assert.Equal(["builtin-predict-f32", "builtin-predict-batch-f32", "builtin-predict"], builtIn.Select(r => r!["method"]!.GetValue<string>()));
 
-        // Independently: the same digits through the same classifier, one Predict each.
+        // Independently: the same digits through the same classifier, one Predict each and one PredictBatch (which
+        // matches Predict only up to rounding, so an exit decision could differ between the two).
         using var digits = DiffusionClassifier.Pretrained.PretrainedModels.LoadMnistTestDigits();
         using var classifier = DiffusionClassifier.Pretrained.PretrainedModels.CreateMnistClassifier(
-            DiffusionClassifier.Classification.BayesClassifierOptions.Default with { Precision = DiffusionClassifier.Classification.InferencePrecision.Float32 });
-        double expected = Enumerable.Range(0, 3).Average(i =>
+            DiffusionClassifier.Classification.BayesClassifierOptions.Default with
+            {
+                Precision = DiffusionClassifier.Classification.InferencePrecision.Float32,
+                Device = BenchmarkEnvironment.Device.ToString(),
+            });
+        using var head = digits.Images.narrow(0, 0, 3);
+        using var images = head.to(BenchmarkEnvironment.Device);
+        double single = Enumerable.Range(0, 3).Average(i =>
         {
-            using var image = digits.Images.narrow(0, i, 1);
+            using var image = images.narrow(0, i, 1);
             return (double)classifier.Predict(image, 4).NetworkEvaluations;
         });
-        foreach (var row in builtIn.Take(2))
+        double batched = classifier.PredictBatch(images, 4).Average(p => (double)p.NetworkEvaluations);
+        foreach (var (row, expected) in builtIn.Take(2).Zip([single, batched]))
         {
             Assert.Equal(48, row!["features"]!.GetValue<int>());
             Assert.Equal(3, row["images"]!.GetValue<int>());

@@ -192,6 +192,9 @@ public sealed class DiffusionTrainer : IDisposable
         if (epoch < options.Epochs)
             logger.LogInformation("Training {Parameters:N0} parameters on {Items} items: epoch {Epoch}/{Epochs}, step {Step}/{TotalSteps}, batch {Batch}, device {Device}.",
                 parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, run.TotalSteps, options.BatchSize, device);
+        if (options.WarmupSteps >= run.TotalSteps)
+            logger.LogWarning("WarmupSteps {Warmup} is not below the run's {TotalSteps} steps: the learning rate never reaches {Rate}.",
+                options.WarmupSteps, run.TotalSteps, options.LearningRate);
         try
         {
             while (epoch < options.Epochs)

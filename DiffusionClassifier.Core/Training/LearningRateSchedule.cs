@@ -18,7 +18,7 @@ public enum LearningRateSchedule
     /// <summary>
     /// Half-cosine decay per step (Loshchilov and Hutter, 2017, without restarts): <c>lr * (1 + cos(pi * p)) / 2</c>,
     /// where p = (s - W) / (S - W) is the progress after the <see cref="TrainingOptions.WarmupSteps"/> W (0 during
-    /// the warm-up).
+    /// the warm-up, and throughout when the run has no more steps than the warm-up).
     /// </summary>
     Cosine,
 }

@@ -141,7 +141,8 @@ public sealed record TrainingOptions
     }
 
     /// <summary>
-    /// The learning rate of a step under <see cref="LearningRateSchedule"/>.
+    /// The learning rate of a step under <see cref="LearningRateSchedule"/>, scaled by (s + 1) / W during the first
+    /// <see cref="WarmupSteps"/> W steps.
     /// </summary>
     /// <param name="epoch">Zero-based epoch index, 0..Epochs-1.</param>
     /// <param name="globalStep">Zero-based step index over the whole run, 0..totalSteps-1.</param>
