@@ -74,8 +74,9 @@ internal static class CalibrateCommand
         if (given is null && results.All(r => r.Correct))
             throw new CliException($"All {results.Count} results at N = {n} are correct, so the likelihood has no finite maximum: fit on more held-out items (some must be misclassified).");
         double temperature = given ?? CalibrationMetrics.FitTemperature(items);
-        var before = CalibrationMetrics.TopOne(items, 1);
-        var after = CalibrationMetrics.TopOne(items, temperature);
+        var top = results.Select(r => (r.Scores!, r.Label, r.Predicted)).ToList();
+        var before = CalibrationMetrics.TopOne(top, 1);
+        var after = CalibrationMetrics.TopOne(top, temperature);
         string fittedOn = string.Create(CultureInfo.InvariantCulture,
             $"{cacheFile.Name}, run {runs[0].Key}, items {results[0].Index}..{results[^1].Index}");
 

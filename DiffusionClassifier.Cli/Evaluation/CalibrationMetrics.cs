@@ -15,16 +15,24 @@ internal static class CalibrationMetrics
     /// <summary>One reliability bin: confidence range, items, mean confidence and accuracy.</summary>
     public sealed record Bin(double Lower, double Upper, int Count, double MeanConfidence, double Accuracy);
 
-    /// <summary>Top-1 confidence and correctness of every item at <paramref name="temperature"/>.</summary>
-    public static (double Confidence, bool Correct)[] TopOne(IReadOnlyList<(double[] Scores, int Label)> items, double temperature) =>
+    /// <summary>
+    /// Top-1 confidence and correctness of every item at <paramref name="temperature"/>: the probability of the
+    /// classifier's own label (<c>Predicted</c>, as <see cref="ClassPrediction.Confidence"/>), not of an argmax of the
+    /// scores. A class pruned by a margin can tie the label's score (the classifier breaks the tie for the label), and
+    /// margin pruning can even leave a pruned class's score below it; an argmax would count such items wrong.
+    /// </summary>
+    /// <exception cref="ArgumentException">A predicted class outside the scores.</exception>
+    public static (double Confidence, bool Correct)[] TopOne(IReadOnlyList<(double[] Scores, int Label, int Predicted)> items, double temperature) =>
         items.Select(item =>
         {
-            // The top class has the lowest score; its probability is 1 / sum_c exp((s_top - s_c) / T).
-            int top = ArgMin(item.Scores);
+            if (item.Predicted < 0 || item.Predicted >= item.Scores.Length)
+                throw new ArgumentException($"Predicted class {item.Predicted} is outside the {item.Scores.Length} scores.", nameof(items));
+            // p(top) = 1 / sum_c exp((s_top - s_c) / T).
+            double top = item.Scores[item.Predicted];
             double sum = 0;
             foreach (double s in item.Scores)
-                sum += Math.Exp((item.Scores[top] - s) / temperature);
-            return (1 / sum, top == item.Label);
+                sum += Math.Exp((top - s) / temperature);
+            return (1 / sum, item.Predicted == item.Label);
         }).ToArray();
 
     /// <summary>Equal-width bins over (0, 1]: bin b holds confidences in (b/B, (b+1)/B] (bin 0 also holds 0).</summary>
@@ -99,13 +107,5 @@ internal static class CalibrationMetrics
             }
         }
         return Math.Exp(-(lo + hi) / 2);
-    }
-
-    private static int ArgMin(double[] scores)
-    {
-        int best = 0;
-        for (int i = 1; i < scores.Length; i++)
-            if (scores[i] < scores[best]) best = i;
-        return best;
     }
 }

@@ -96,12 +96,16 @@ internal sealed class EvaluationSummary
         var times = new List<double>();
         var paper = new List<(double Confidence, bool Correct)>();
         var scored = new List<(double[] Scores, int Label)>();
+        var predicted = new List<int>();
         bool allScored = true;
         foreach (var (r, fromCache) in results)
         {
             paper.Add((r.Confidence, r.Correct));
             if (r.Scores is { } scores && scores.Length == classes)
+            {
                 scored.Add((scores, r.Label));
+                predicted.Add(r.Predicted);
+            }
             else
                 allScored = false;
             times.Add(r.Seconds);
@@ -118,7 +122,7 @@ internal sealed class EvaluationSummary
         summary.PaperExpectedCalibrationError = CalibrationMetrics.ExpectedCalibrationError(paper);
         if (allScored && scored.Count > 0)
         {
-            var outcomes = CalibrationMetrics.TopOne(scored, temperature);
+            var outcomes = CalibrationMetrics.TopOne(scored.Select((item, i) => (item.Scores, item.Label, predicted[i])).ToList(), temperature);
             summary.ExpectedCalibrationError = CalibrationMetrics.ExpectedCalibrationError(outcomes);
             summary.NegativeLogLikelihood = CalibrationMetrics.NegativeLogLikelihood(scored, temperature);
             summary.MeanConfidence = outcomes.Average(o => o.Confidence);

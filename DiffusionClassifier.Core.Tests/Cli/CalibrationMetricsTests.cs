@@ -61,13 +61,27 @@ public class CalibrationMetricsTests
     }
 
     [Fact]
-    public void TopOneGivesTheLowestScoresClassAndItsProbability()
+    public void TopOneGivesThePredictedClassAndItsProbability()
     {
-        var outcome = CalibrationMetrics.TopOne([([3.0, 1.0, 2.0], 1), ([3.0, 1.0, 2.0], 2)], 1);
+        var outcome = CalibrationMetrics.TopOne([([3.0, 1.0, 2.0], 1, 1), ([3.0, 1.0, 2.0], 2, 1)], 1);
         double expected = 1 / (1 + Math.Exp(-1) + Math.Exp(-2));
         Assert.Equal(expected, outcome[0].Confidence, 1e-12);
         Assert.True(outcome[0].Correct);
         Assert.False(outcome[1].Correct);
+        Assert.Equal(expected, outcome[1].Confidence, 1e-12);
+    }
+
+    [Fact]
+    public void TopOneKeepsTheClassifiersLabelOnATie()
+    {
+        // Class 3 was pruned with a score equal to the label's (7): an argmax of the scores would pick class 3 and
+        // count a right prediction wrong. Items 294 and 368 of the validation split had exactly this in a cache.
+        double[] scores = [9.0, 8.0, 9.5, 7.0, 10.0, 10.0, 10.0, 7.0, 11.0, 12.0];
+        var outcome = CalibrationMetrics.TopOne([(scores, 7, 7)], 2);
+        double sum = scores.Sum(s => Math.Exp((7.0 - s) / 2));
+        Assert.True(outcome[0].Correct);
+        Assert.Equal(1 / sum, outcome[0].Confidence, 1e-12);
+        Assert.Throws<ArgumentException>(() => CalibrationMetrics.TopOne([(scores, 7, 10)], 1));
     }
 
     [Fact]
