@@ -95,17 +95,13 @@ internal sealed class EvaluationSummary
         var summary = new EvaluationSummary(n, classes) { Temperature = temperature };
         var times = new List<double>();
         var paper = new List<(double Confidence, bool Correct)>();
-        var scored = new List<(double[] Scores, int Label)>();
-        var predicted = new List<int>();
+        var scored = new List<(double[] Scores, int Label, int Predicted)>();
         bool allScored = true;
         foreach (var (r, fromCache) in results)
         {
             paper.Add((r.Confidence, r.Correct));
             if (r.Scores is { } scores && scores.Length == classes)
-            {
-                scored.Add((scores, r.Label));
-                predicted.Add(r.Predicted);
-            }
+                scored.Add((scores, r.Label, r.Predicted));
             else
                 allScored = false;
             times.Add(r.Seconds);
@@ -122,9 +118,9 @@ internal sealed class EvaluationSummary
         summary.PaperExpectedCalibrationError = CalibrationMetrics.ExpectedCalibrationError(paper);
         if (allScored && scored.Count > 0)
         {
-            var outcomes = CalibrationMetrics.TopOne(scored.Select((item, i) => (item.Scores, item.Label, predicted[i])).ToList(), temperature);
+            var outcomes = CalibrationMetrics.TopOne(scored, temperature);
             summary.ExpectedCalibrationError = CalibrationMetrics.ExpectedCalibrationError(outcomes);
-            summary.NegativeLogLikelihood = CalibrationMetrics.NegativeLogLikelihood(scored, temperature);
+            summary.NegativeLogLikelihood = CalibrationMetrics.NegativeLogLikelihood(scored.Select(s => (s.Scores, s.Label)).ToList(), temperature);
             summary.MeanConfidence = outcomes.Average(o => o.Confidence);
         }
         return summary;

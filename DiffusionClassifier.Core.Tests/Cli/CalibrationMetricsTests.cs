@@ -75,7 +75,7 @@ public class CalibrationMetricsTests
     public void TopOneKeepsTheClassifiersLabelOnATie()
     {
         // Class 3 was pruned with a score equal to the label's (7): an argmax of the scores would pick class 3 and
-        // count a right prediction wrong. Items 294 and 368 of the validation split had exactly this in a cache.
+        // count a right prediction wrong. Items 294 and 368 of the validation split had this pattern in a cache.
         double[] scores = [9.0, 8.0, 9.5, 7.0, 10.0, 10.0, 10.0, 7.0, 11.0, 12.0];
         var outcome = CalibrationMetrics.TopOne([(scores, 7, 7)], 2);
         double sum = scores.Sum(s => Math.Exp((7.0 - s) / 2));
