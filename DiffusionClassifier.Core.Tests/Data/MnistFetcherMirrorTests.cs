@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using DiffusionClassifier.Data;
+using DiffusionClassifier.Tests.TestSupport;
 using Xunit.Abstractions;
 
 namespace DiffusionClassifier.Tests.Data;
@@ -39,7 +40,7 @@ public sealed class MnistFetcherMirrorTests : IDisposable
     {
         var reports = new ConcurrentQueue<MnistFetchProgress>();
         var fetcher = new MnistFetcher(Options("good"), new HttpClient());
-        var result = await fetcher.DownloadFromMirrorsAsync(Target, new SyncProgress(reports.Enqueue));
+        var result = await fetcher.DownloadFromMirrorsAsync(Target, new SyncProgress<MnistFetchProgress>(reports.Enqueue));
 
         Assert.False(result.AlreadyPresent);
         Assert.Equal(Mirror("good").ToString(), result.Source);
@@ -197,11 +198,5 @@ public sealed class MnistFetcherMirrorTests : IDisposable
         slowRequests.Release();
         release.Wait(TimeSpan.FromSeconds(10));
         return (200, IdxBytes.Gzip(raw));
-    }
-
-    /// <summary>Reports synchronously (Progress&lt;T&gt; posts to the thread pool, racing the assertions).</summary>
-    private sealed class SyncProgress(Action<MnistFetchProgress> report) : IProgress<MnistFetchProgress>
-    {
-        public void Report(MnistFetchProgress value) => report(value);
     }
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using DiffusionClassifier.IO;
 using DiffusionClassifier.Scheduling;
 using DiffusionClassifier.Serialization;
+using DiffusionClassifier.Tests.TestSupport;
 using DiffusionClassifier.Tests.Training;
 using DiffusionClassifier.Training;
 using static TorchSharp.torch;

@@ -42,11 +42,6 @@ public sealed class GuidedSamplerTests : IDisposable
         threads.Dispose();
     }
 
-    private sealed class SyncProgress<TValue>(Action<TValue> onReport) : IProgress<TValue>
-    {
-        public void Report(TValue value) => onReport(value);
-    }
-
     /// <summary>
     /// An independent implementation of the reference sampling loop: plain <c>forward</c> calls on the literal doubled
     /// batch (x.repeat(2), mask = [0..0, 1..1]) as the reference does, and the reverse step written out from the

@@ -80,6 +80,41 @@ public sealed class DiffusionTrainerTests : IDisposable
     }
 
     [Theory]
+    [InlineData(5, false)]
+    [InlineData(6, true)]
+    [InlineData(9, true)]
+    public void WarnsWhenEveryStepIsAWarmUpStep(int warmup, bool warns)
+    {
+        // 40 images in batches of 16 for 2 epochs: 6 steps. With W >= 6 every step is a warm-up step: the rate rises
+        // by (s + 1) / W, and the last step runs at 6 / W of it.
+        var (images, labels) = SyntheticDigits.Random(40);
+        using var _ = images;
+        using var __ = labels;
+        using var model = models.Create();
+        var options = Tiny(epochs: 2, batch: 16) with { LearningRateSchedule = LearningRateSchedule.Constant, WarmupSteps = warmup };
+        var logger = new ListLogger<DiffusionTrainer>();
+        var reports = new List<TrainingProgress>();
+        using var trainer = new DiffusionTrainer(model, new DdpmScheduler(), options, logger);
+        trainer.Train(new TensorTrainingData(images, labels), new SyncProgress<TrainingProgress>(reports.Add));
+
+        var warnings = logger.Entries.Where(e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning).Select(e => e.Message).ToList();
+        if (warns)
+        {
+            string warning = Assert.Single(warnings);
+            Assert.Contains($"WarmupSteps {warmup} ", warning, StringComparison.Ordinal);
+            Assert.Contains("6 steps", warning, StringComparison.Ordinal);
+            Assert.Contains($"6/{warmup} of the scheduled", warning, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Empty(warnings);
+        }
+        Assert.Equal(6, reports.Count);
+        for (int i = 0; i < reports.Count; i++)
+            Assert.Equal(1e-3 * Math.Min(i + 1, warmup) / warmup, reports[i].LearningRate, 15);
+    }
+
+    [Theory]
     [InlineData(0.0)]
     [InlineData(1e-7)]
     public void FirstAdamStepMovesEveryWeightByAtMostTheLearningRate(double clipNorm)

@@ -193,8 +193,8 @@ public sealed class DiffusionTrainer : IDisposable
             logger.LogInformation("Training {Parameters:N0} parameters on {Items} items: epoch {Epoch}/{Epochs}, step {Step}/{TotalSteps}, batch {Batch}, device {Device}.",
                 parameters.Sum(p => p.Parameter.numel()), n, epoch + 1, options.Epochs, globalStep, run.TotalSteps, options.BatchSize, device);
         if (options.WarmupSteps >= run.TotalSteps)
-            logger.LogWarning("WarmupSteps {Warmup} is not below the run's {TotalSteps} steps: the learning rate never reaches {Rate}.",
-                options.WarmupSteps, run.TotalSteps, options.LearningRate);
+            logger.LogWarning("WarmupSteps {Warmup} is not below the run's {TotalSteps} steps: every step is a warm-up step, and the last one runs at {LastMultiplierNumerator}/{LastMultiplierDenominator} of the scheduled learning rate.",
+                options.WarmupSteps, run.TotalSteps, run.TotalSteps, options.WarmupSteps);
         try
         {
             while (epoch < options.Epochs)

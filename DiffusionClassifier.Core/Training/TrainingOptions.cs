@@ -29,7 +29,8 @@ public sealed record TrainingOptions
 
     /// <summary>Steps of linear warm-up in front of the schedule: step s (zero-based) of the first W trains at
     /// <c>(s + 1) / W</c> times the schedule's rate (Goyal et al., 2017), which keeps Adam's first steps small while its
-    /// moment estimates settle. Default 0 (no warm-up, the reference recipe).</summary>
+    /// moment estimates settle. Default 0 (no warm-up, the reference recipe). A W that is not below the run's steps
+    /// makes every step a warm-up step; the trainer logs a warning then.</summary>
     public int WarmupSteps { get; init; }
 
     /// <summary>Probability that a sample's label is dropped (the unconditional case of classifier-free guidance),
