@@ -14,7 +14,8 @@ namespace DiffusionClassifier.Cli.Commands;
 /// </summary>
 internal sealed class ValidationCurve : IDisposable
 {
-    /// <summary>The CSV header.</summary>
+    /// <summary>The CSV header. <c>train_seconds</c> is the wall time of this <c>train</c> command so far (earlier rows'
+    /// validations included; 0 again after a resume), as the committed curves were written.</summary>
     public const string Header = "epoch,epochs,mean_loss,validation_items,correct,accuracy,train_seconds,validation_seconds";
 
     private const int Samples = 20;
